@@ -1,0 +1,357 @@
+"""Public entry points: ``forward``, ``loss``, ``loss_and_grad``, with their input checks.
+
+The model is the recurrent current-based LIF layer and leaky-integrator readout of
+``docs/derivation.md``, Eq. (1)-(11); its gradient is the adjoint recursion
+Eq. (B1)-(B13). These functions validate their arguments, unpack the records into
+the packed arrays of ``refsnn.kernels``, allocate, call the Numba kernels and repack.
+The dtype of the parameters (float32 or float64) decides the arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels as kn
+from .conventions import Conventions
+from .params import Params
+from .surrogates import SURROGATE_CODES
+
+__all__ = ["Trace", "forward", "loss", "loss_and_grad", "cross_entropy"]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Recorded states of one forward pass.
+
+    Time runs over the recorded states: ``0 .. K`` when
+    ``Conventions.record_initial_state`` else ``1 .. K``, with ``K`` updates (``T``,
+    or ``T - 1`` with ``skip_last_input``). ``spikes[:, k]`` is the spike of the
+    membrane ``v[:, k]`` (Eq. (1)).
+
+    Attributes
+    ----------
+    i_syn, v, spikes : (batch, time, N)
+        Hidden synaptic currents, membrane potentials, spikes.
+    i_syn_out, v_out : (batch, time, C)
+        Readout synaptic currents and membrane potentials.
+    logits : (batch, C)
+        The readout reduced over time (Eq. (9)); the prediction is its argmax.
+    first_state : int
+        State index of the first recorded time (0 or 1).
+    """
+
+    i_syn: np.ndarray
+    v: np.ndarray
+    spikes: np.ndarray
+    i_syn_out: np.ndarray
+    v_out: np.ndarray
+    logits: np.ndarray
+    first_state: int
+
+
+# --------------------------------------------------------------------- checks
+def _check_conventions(conventions) -> Conventions:
+    if conventions is None:
+        return Conventions()
+    if isinstance(conventions, str):
+        return Conventions.preset(conventions)
+    if not isinstance(conventions, Conventions):
+        raise ValueError(
+            "conventions must be a refsnn.Conventions, a preset name or None, got "
+            f"{type(conventions).__name__}"
+        )
+    return conventions
+
+
+def _check_x(params: Params, x, conv: Conventions) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"x must be a numpy array (batch, time, n_in), got {type(x).__name__}")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (batch, time, n_in), got shape {x.shape}")
+    if x.dtype != params.dtype:
+        raise ValueError(
+            f"x has dtype {x.dtype} but the parameters are {params.dtype}; cast x with "
+            f"x.astype(np.{params.dtype})"
+        )
+    B, T, n_in = x.shape
+    if n_in != params.n_in:
+        raise ValueError(
+            f"x has {n_in} inputs (shape {x.shape}) but params.w_in expects {params.n_in}"
+        )
+    if B < 1:
+        raise ValueError(f"x has an empty batch (shape {x.shape}); batch must be >= 1")
+    min_t = 2 if conv.skip_last_input else 1
+    if T < min_t:
+        raise ValueError(
+            f"x has {T} time steps (shape {x.shape}); at least {min_t} needed with "
+            f"skip_last_input={conv.skip_last_input}"
+        )
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"x contains a non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
+            "; inputs must be finite"
+        )
+    return np.ascontiguousarray(x)
+
+
+def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
+    if not isinstance(labels, np.ndarray):
+        labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != batch:
+        raise ValueError(
+            f"labels must have shape ({batch},) to match x, got shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if np.any((labels < 0) | (labels >= n_classes)):
+        bad = labels[(labels < 0) | (labels >= n_classes)][0]
+        raise ValueError(
+            f"labels contains {int(bad)}; labels must lie in [0, {n_classes}) for "
+            f"C={n_classes} readout units"
+        )
+    return labels.astype(np.int64)
+
+
+def _check_params(params) -> Params:
+    if not isinstance(params, Params):
+        raise ValueError(f"params must be a refsnn.Params, got {type(params).__name__}")
+    params.validate()
+    return params
+
+
+# --------------------------------------------------------------------- packing
+def input_scale(decay: np.ndarray, conv: Conventions):
+    """Return g(decay) and g'(decay) of Eq. (5) and (8); g' is 0 when detached."""
+    if conv.input_scale == "none":
+        g, dg = np.ones_like(decay), np.zeros_like(decay)
+    elif conv.input_scale == "one_minus_decay" or conv.decay_form == "euler":
+        g, dg = 1 - decay, -np.ones_like(decay)
+    else:  # dt/tau = -log(decay) for decay = exp(-dt/tau)
+        g, dg = -np.log(decay), -1 / decay
+    if conv.input_scale_detached:
+        dg = np.zeros_like(decay)
+    return g, dg
+
+
+def _pack(p: Params, conv: Conventions, K: int):
+    g, dg = input_scale(p.decay_mem, conv)
+    hid = np.ascontiguousarray(
+        np.stack([p.decay_syn, p.decay_mem, p.threshold, p.v_reset, p.v_rest, g, dg])
+    )
+    g_o, dg_o = input_scale(p.decay_mem_out, conv)
+    out = np.ascontiguousarray(np.stack([p.decay_syn_out, p.decay_mem_out, g_o, dg_o]))
+    flags = np.zeros(kn.F_COUNT, np.int64)
+    if conv.spike_fn == "sigmoid":
+        flags[kn.F_SPIKE] = kn.SPIKE_SIGMOID
+    else:
+        flags[kn.F_SPIKE] = kn.SPIKE_GE if conv.spike_test == "ge" else kn.SPIKE_GT
+    flags[kn.F_SURR] = SURROGATE_CODES[conv.surrogate]
+    flags[kn.F_RESET] = kn.RESET_CODES[conv.reset]
+    flags[kn.F_NEW] = conv.membrane_current == "new"
+    flags[kn.F_REC_DELAY] = conv.recurrent_delay
+    flags[kn.F_OUT_DELAY] = conv.readout_delay
+    flags[kn.F_DETACH_R] = conv.reset_detached
+    flags[kn.F_DETACH_TH] = conv.reset_threshold_detached
+    flags[kn.F_REDUCTION] = kn.REDUCTION_CODES[conv.reduction]
+    flags[kn.F_WIN_START] = 0 if conv.record_initial_state else 1
+    return hid, out, flags
+
+
+def _events(x: np.ndarray, K: int):
+    """The nonzero inputs of steps 0 .. K-1 as events in (sample, step, input) order."""
+    b, t, m = np.nonzero(x[:, :K])
+    val = x[b, t, m]
+    keys = b * K + t
+    ptr = np.searchsorted(keys, np.arange(x.shape[0] * K + 1)).astype(np.int64)
+    return ptr, b.astype(np.int64), t.astype(np.int64), m.astype(np.int64), val
+
+
+def _run_forward(p: Params, x: np.ndarray, conv: Conventions):
+    B, T, _ = x.shape
+    K = T - 1 if conv.skip_last_input else T
+    N, C = p.n_hidden, p.n_out
+    dt = p.dtype
+    hid, out, flags = _pack(p, conv, K)
+    ptr, ev_b, ev_t, ev_m, ev_val = _events(x, K)
+    st = {
+        "i": np.zeros((B, K + 1, N), dt),
+        "v": np.zeros((B, K + 1, N), dt),
+        "s": np.zeros((B, K + 1, N), dt),
+        "i_out": np.zeros((B, K + 1, C), dt),
+        "v_out": np.zeros((B, K + 1, C), dt),
+    }
+    kn.forward_kernel(
+        ptr, ev_m, ev_val, np.ascontiguousarray(p.w_in), np.ascontiguousarray(p.w_rec),
+        np.ascontiguousarray(p.w_out), hid, out, flags, float(conv.surrogate_scale),
+        st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
+    )
+    st["logits"] = _reduce(st, p, conv, K)
+    st.update(K=K, hid=hid, out=out, flags=flags, events=(ptr, ev_b, ev_t, ev_m, ev_val))
+    return st
+
+
+def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
+    """Eq. (9)."""
+    k0 = 0 if conv.record_initial_state else 1
+    v_out = st["v_out"]
+    if conv.reduction == "max":
+        return v_out[:, k0:].max(axis=1)
+    if conv.reduction == "mean":
+        return v_out[:, k0:].mean(axis=1)
+    if conv.reduction == "last":
+        return v_out[:, K].copy()
+    # "count": sum over updates of the spikes driving the readout, through w_out
+    r = conv.readout_delay
+    counts = st["s"][:, max(0, 1 - r) : K + 1 - r].sum(axis=1)
+    return counts @ p.w_out
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray):
+    """Eq. (10) and (B1): mean softmax cross-entropy over the batch and its logit gradient."""
+    B = logits.shape[0]
+    z = logits - logits.max(axis=1, keepdims=True)
+    logsum = np.log(np.exp(z).sum(axis=1))
+    value = float(np.mean(logsum - z[np.arange(B), labels]))
+    grad = np.exp(z - logsum[:, None])
+    grad[np.arange(B), labels] -= 1
+    return value, grad / B
+
+
+def _regularisers(s: np.ndarray, K: int, T: int, conv: Conventions):
+    """Eq. (11) and (B2): the spike-count regularisers and their adjoint on the spikes."""
+    B, _, N = s.shape
+    value = 0.0
+    g_s = np.zeros_like(s)
+    if conv.reg_rate_strength == 0 and conv.reg_pop_strength == 0:
+        return value, g_s
+    count = s[:, :K].sum(axis=1)
+    if conv.reg_rate_strength > 0:
+        excess = np.maximum(count / T - conv.reg_rate_target, 0)
+        value += conv.reg_rate_strength / (B + N) * float(np.sum(excess**2))
+        g_s[:, :K] += (conv.reg_rate_strength / (B + N) * 2 * excess / T)[:, None, :]
+    if conv.reg_pop_strength > 0:
+        excess = np.maximum(count.sum(axis=1) / N - conv.reg_pop_target, 0)
+        value += conv.reg_pop_strength / B * float(np.sum(excess**2))
+        g_s[:, :K] += (conv.reg_pop_strength / B * 2 * excess / N)[:, None, None]
+    return value, g_s
+
+
+def _finite_loss(value: float) -> float:
+    if not np.isfinite(value):
+        raise FloatingPointError(
+            f"the loss is {value}: the network's states overflowed. Reduce the weights or the "
+            "input rate, or use float64 parameters"
+        )
+    return value
+
+
+# --------------------------------------------------------------------- public
+def forward(params: Params, x: np.ndarray, conventions: Conventions | str | None = None) -> Trace:
+    """Run the network (Eq. (1)-(9)) and return its recorded states.
+
+    Parameters
+    ----------
+    params : Params
+        float32 or float64; decides the arithmetic.
+    x : (batch, time, n_in) array of the same dtype
+        Input per time bin (usually 0/1 spikes); mostly zeros is fastest.
+    conventions : Conventions, preset name, or None for ``Conventions()``.
+
+    Returns
+    -------
+    Trace
+    """
+    conv = _check_conventions(conventions)
+    p = _check_params(params)
+    x = _check_x(p, x, conv)
+    st = _run_forward(p, x, conv)
+    k0 = 0 if conv.record_initial_state else 1
+    return Trace(
+        i_syn=st["i"][:, k0:], v=st["v"][:, k0:], spikes=st["s"][:, k0:],
+        i_syn_out=st["i_out"][:, k0:], v_out=st["v_out"][:, k0:], logits=st["logits"],
+        first_state=k0,
+    )
+
+
+def loss(params: Params, x: np.ndarray, labels, conventions=None) -> float:
+    """Eq. (10)-(11): the loss of a forward pass alone (no gradient)."""
+    conv = _check_conventions(conventions)
+    p = _check_params(params)
+    x = _check_x(p, x, conv)
+    y = _check_labels(labels, x.shape[0], p.n_out)
+    st = _run_forward(p, x, conv)
+    ce, _ = cross_entropy(st["logits"], y)
+    reg, _ = _regularisers(st["s"], st["K"], x.shape[1], conv)
+    return _finite_loss(ce + reg)
+
+
+def loss_and_grad(params: Params, x: np.ndarray, labels, conventions=None):
+    """Loss (Eq. (10)-(11)) and its gradient by BPTT (Eq. (B1)-(B13)) for every parameter.
+
+    Parameters
+    ----------
+    params : Params
+        float32 or float64; decides the arithmetic.
+    x : (batch, time, n_in) array of the dtype of ``params``
+    labels : (batch,) integers in [0, C)
+    conventions : Conventions, preset name, or None for ``Conventions()``.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy over the batch plus the regularisers (if enabled).
+    grads : Params
+        Gradient of ``loss`` with respect to each of the ten parameter arrays. With a
+        hard spike, it is the surrogate gradient; parts cut by the conventions'
+        stop-gradients are not included.
+
+    The same call gives bitwise-identical gradients on every run and thread count.
+    """
+    conv = _check_conventions(conventions)
+    p = _check_params(params)
+    x = _check_x(p, x, conv)
+    y = _check_labels(labels, x.shape[0], p.n_out)
+    st = _run_forward(p, x, conv)
+    B, T, _ = x.shape
+    K = st["K"]
+    N, C = p.n_hidden, p.n_out
+    dt = p.dtype
+    ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
+    reg, g_s = _regularisers(st["s"], K, T, conv)  # (B2)
+    value = _finite_loss(ce + reg)
+    k0 = 0 if conv.record_initial_state else 1
+    k_max = (k0 + st["v_out"][:, k0:].argmax(axis=1)).astype(np.int64)  # (B3)
+    g_logits = g_logits.astype(dt)
+    g_s = g_s.astype(dt)
+    g_i = np.zeros((B, K + 1, N), dt)
+    g_i_out = np.zeros((B, K + 1, C), dt)
+    g_hid = np.zeros((B, 5, N), dt)
+    g_out = np.zeros((B, 2, C), dt)
+    kn.backward_kernel(
+        np.ascontiguousarray(p.w_rec), np.ascontiguousarray(p.w_out), st["hid"], st["out"],
+        st["flags"], float(conv.surrogate_scale), st["i"], st["v"], st["s"], st["i_out"],
+        st["v_out"], g_logits, k_max, g_s, g_i, g_i_out, g_hid, g_out,
+        np.zeros((B, N), dt), np.zeros((B, N), dt), np.zeros((B, C), dt),
+    )
+    ptr, ev_b, ev_t, ev_m, ev_val = st["events"]
+    order = np.argsort(ev_m, kind="stable")  # events by input row, (b, t) order kept
+    row_ptr = np.searchsorted(ev_m[order], np.arange(p.n_in + 1)).astype(np.int64)
+    g_w_in = np.empty_like(p.w_in)
+    kn.input_weight_grad(row_ptr, ev_b[order], ev_t[order], ev_val[order], g_i, g_w_in)  # (B12)
+    g_w_rec = np.empty_like(p.w_rec)
+    kn.spike_weight_grad(st["s"], conv.recurrent_delay, g_i, g_w_rec)  # (B13)
+    g_w_out = np.empty_like(p.w_out)
+    kn.spike_weight_grad(st["s"], conv.readout_delay, g_i_out, g_w_out)  # (B13)
+    # per-neuron gradients: summed over the batch in a fixed order
+    g_hid_sum = g_hid.sum(axis=0)
+    g_out_sum = g_out.sum(axis=0)
+    grads = Params(
+        w_in=g_w_in, w_rec=g_w_rec, w_out=g_w_out,
+        decay_syn=g_hid_sum[0], decay_mem=g_hid_sum[1], threshold=g_hid_sum[2],
+        v_reset=g_hid_sum[3], v_rest=g_hid_sum[4],
+        decay_syn_out=g_out_sum[0], decay_mem_out=g_out_sum[1],
+    )
+    return value, grads
