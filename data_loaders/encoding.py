@@ -219,7 +219,7 @@ def shd_channel_jitter(
     n_units: int = 700,
     merge: int = 10,
 ) -> np.ndarray:
-    """The paper's optional SHD augmentation: jitter channels, then merge neighbours.
+    """Apply the paper's optional SHD augmentation: jitter channels, merge neighbours.
 
     ``unit' = ((unit + rint(sd * N(0, 1))) mod n_units) // merge``, one normal draw
     per event. With the defaults, 700 channels become 70.
@@ -265,7 +265,7 @@ def _check_xyp(x, y, p, side: int, name: str):
 
 
 def nmnist_index(x, y, p) -> np.ndarray:
-    """The paper's N-MNIST input index ``x + 34 y + 1156 p`` (2312 inputs).
+    """Compute the paper's N-MNIST input index ``x + 34 y + 1156 p`` (2312 inputs).
 
     Parameters
     ----------
@@ -283,7 +283,7 @@ def nmnist_index(x, y, p) -> np.ndarray:
 
 
 def dvs_n_inputs(downsample: int = 1) -> int:
-    """Number of DVS128 inputs after ``downsample`` x ``downsample`` pooling."""
+    """Count the DVS128 inputs after ``downsample`` x ``downsample`` pooling."""
     if downsample < 1 or DVS_SENSOR % downsample:
         raise ValueError(f"downsample={downsample} must be >= 1 and divide {DVS_SENSOR}")
     side = DVS_SENSOR // downsample

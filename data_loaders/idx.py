@@ -111,9 +111,7 @@ def read_idx(path: str | os.PathLike, *, expected_md5: str | None = None) -> np.
             if is_gzip:
                 stream.close()
     if expected_md5 is not None and digest != expected_md5.lower():
-        raise ChecksumError(
-            path, "md5 of the decompressed content", expected_md5.lower(), digest
-        )
+        raise ChecksumError(path, "md5 of the decompressed content", expected_md5.lower(), digest)
     return array
 
 

@@ -1,0 +1,29 @@
+"""Comparisons shared by the tests."""
+
+import numpy as np
+
+import refsnn
+from refsnn.params import PARAM_NAMES
+from validation.gradcheck import relative_error
+
+
+def sample_floors(params, x, labels, conv):
+    """Per field, one sample's largest gradient contribution: ``max_b |grad_b| / B``.
+
+    The denominator floor of ``relative_error`` against cancellation across the batch.
+    """
+    per_sample = [
+        refsnn.oracle_loss_and_grad(params, x[b : b + 1], labels[b : b + 1], conv)[1]
+        for b in range(x.shape[0])
+    ]
+    return {
+        name: max(float(np.max(np.abs(getattr(g, name)))) for g in per_sample) / x.shape[0]
+        for name in PARAM_NAMES
+    }
+
+
+def assert_grads_close(grads, expected, rtol, floors=None, what=""):
+    for name in PARAM_NAMES:
+        floor = 0.0 if floors is None else floors[name]
+        err = relative_error(getattr(grads, name), getattr(expected, name), floor)
+        assert err <= rtol, f"gradient of {name}: relative error {err:.3g} > {rtol:g} {what}"
