@@ -97,6 +97,8 @@ class SpikeDataset:
         Default generator for ``unit_transform``.
     info : dict, optional
         Free-form description (split, root, options), kept as :attr:`info`.
+    on_close : callable, optional
+        Called by :meth:`close` (and on leaving a ``with`` block).
 
     Attributes
     ----------
@@ -120,6 +122,7 @@ class SpikeDataset:
         | None = None,
         rng: np.random.Generator | None = None,
         info: dict | None = None,
+        on_close: Callable[[], None] | None = None,
     ):
         if not time_scale > 0 or not np.isfinite(time_scale):
             raise ValueError(f"time_scale must be positive and finite, got {time_scale}")
@@ -140,6 +143,18 @@ class SpikeDataset:
         self._unit_transform = unit_transform
         self.rng = rng
         self.info = dict(info or {})
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Release open files (SHD/SSC keep their HDF5 file open); idempotent."""
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -451,7 +466,7 @@ def _build_heidelberg(name, split, root, dt, n_steps, options):
         return times, units
 
     shape = {"n_inputs": SHD_N_UNITS // merge, "n_classes": n_classes}
-    return events, spikes.labels, shape, opts, transform
+    return events, spikes.labels, shape, opts, transform, spikes.close
 
 
 def _build_yinyang(split, root, dt, n_steps, options):
@@ -597,7 +612,7 @@ def load_dataset(
     counts = bool(options.pop("counts", False))
     generation_steps = default_steps if n_steps is None or name == "delay" else n_steps
     if name in ("shd", "ssc"):
-        events, labels, shape, opts, transform = _build_heidelberg(
+        events, labels, shape, opts, transform, on_close = _build_heidelberg(
             name, split, root, dt, generation_steps, options
         )
     else:
@@ -610,7 +625,7 @@ def load_dataset(
             "delay": _build_delay,
         }[name]
         events, labels, shape, opts = builder(split, root, dt, generation_steps, options)
-        transform = None
+        transform = on_close = None
     if n_steps is None:
         n_steps = default_steps if default_steps is not None else shape["task_steps"]
     generator = (
@@ -629,4 +644,5 @@ def load_dataset(
         unit_transform=transform,
         rng=generator,
         info={"split": split, "root": None if root is None else os.fspath(root), **opts},
+        on_close=on_close,
     )
