@@ -102,11 +102,11 @@ def _read_header(stream, path: str) -> int:
             )
         if line == _END_HEADER:
             return offset + len(line)
-        if not line.startswith(b"#") or not line.endswith(b"\r\n"):
+        if not line.startswith(b"#"):
             raise DataFormatError(
                 path,
                 f"byte offset {offset}",
-                "header lines starting with '#' and ending in \\r\\n until '#!END-HEADER'",
+                "header lines starting with '#' until '#!END-HEADER\\r\\n'",
                 repr(line[:40]),
             )
         offset += len(line)

@@ -200,7 +200,7 @@ def randman(
     alpha: float = 2.0,
     seed=0,
     sample_rng=None,
-    n_reference: int = 1000,
+    n_reference: int = 256,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spiking random-manifold classification task (class coded only in spike timing).
 
@@ -230,7 +230,7 @@ def randman(
         Defines the task.
     sample_rng : int or numpy.random.Generator, optional
         Draws points, labels and order; defaults to continuing the task generator.
-    n_reference : int, default 1000
+    n_reference : int, default 256
         Points per class used to fix the min-max scaling.
 
     Returns

@@ -1,7 +1,7 @@
 """The oracle: a deliberately plain NumPy forward pass and BPTT, read beside the derivation.
 
 Every line cites the equation of ``docs/derivation.md`` it computes: Eq. (1)-(11) for
-the forward pass, Eq. (B1)-(B16) for the adjoints. Arrays are indexed by state
+the forward pass, Eq. (B1)-(B13) for the adjoints. Arrays are indexed by state
 ``k = 0 .. K`` (state 0 is the zero initial state) and vectorised over the batch and
 the neurons only; time is an explicit Python loop, in the order of the derivation.
 Nothing here is fast on purpose: the Numba kernels in ``refsnn.kernels`` are tested
@@ -118,7 +118,7 @@ def _reduce(s, v_out, p: Params, conv: Conventions, K: int) -> np.ndarray:
 
 
 def oracle_loss_and_grad(p: Params, x: np.ndarray, labels: np.ndarray, conv: Conventions):
-    """Loss Eq. (10)-(11) and its gradient by the adjoint recursions Eq. (B1)-(B16).
+    """Loss Eq. (10)-(11) and its gradient by the adjoint recursions Eq. (B1)-(B13).
 
     Returns ``(loss, grads, states)`` with ``grads`` a ``Params`` and ``states`` the
     dict of ``oracle_forward``.

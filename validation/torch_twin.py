@@ -78,8 +78,8 @@ def surrogate_derivative(x: torch.Tensor, name: str, scale: float) -> torch.Tens
     if name == "arctan":
         return (s / 2.0) / (1.0 + (math.pi * s * x / 2.0) ** 2)
     if name == "sigmoid":
-        sig = torch.sigmoid(s * x)
-        return s * sig * (1.0 - sig)
+        # sig(z) sig(-z), not sig(z) (1 - sig(z)): the latter cancels for large z
+        return s * torch.sigmoid(s * x) * torch.sigmoid(-s * x)
     if name == "triangle":
         return s * torch.clamp(1.0 - s * x.abs(), min=0.0)
     if name == "exponential":
@@ -108,11 +108,30 @@ class HeavisideSpike(torch.autograd.Function):
         return grad_output * surrogate_derivative(x, ctx.surrogate, ctx.scale), None, None, None
 
 
+class SmoothSpike(torch.autograd.Function):
+    """``sigmoid(scale x)`` with the derivative ``scale sig(scale x) sig(-scale x)``.
+
+    torch.sigmoid's own backward, ``y (1 - y)``, loses all relative precision where
+    y is near 1; this form keeps it on both sides.
+    """
+
+    @staticmethod
+    def forward(ctx, x, scale):  # noqa: D102
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return torch.sigmoid(scale * x)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        return grad_output * surrogate_derivative(x, "sigmoid", ctx.scale), None
+
+
 def _spike(u: torch.Tensor, threshold: torch.Tensor, conv: Conventions) -> torch.Tensor:
     """Eq. (1): S = spike(U - threshold)."""
     x = u - threshold
     if conv.spike_fn == "sigmoid":
-        return torch.sigmoid(conv.surrogate_scale * x)
+        return SmoothSpike.apply(x, float(conv.surrogate_scale))
     return HeavisideSpike.apply(x, conv.surrogate, float(conv.surrogate_scale),
                                 conv.spike_test == "ge")
 

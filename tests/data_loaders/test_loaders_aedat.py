@@ -83,8 +83,11 @@ aedat_events = st.lists(
 @settings(deadline=None, max_examples=25)
 @given(rows=aedat_events, per_packet=st.integers(1, 9), skip_at=st.integers(0, 5))
 def test_round_trip(tmp_path_factory, rows, per_packet, skip_at):
-    x, y, p, t, valid = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True)) if rows \
+    x, y, p, t, valid = (
+        (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+        if rows
         else (np.zeros(0, np.int64),) * 5
+    )
     events = _events(x, y, p, t)
     packets = packets_for_events(events, valid=valid, per_packet=per_packet)
     packets.insert(min(skip_at, len(packets)), other_packet())
@@ -111,8 +114,12 @@ def test_streams_packet_by_packet(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     n = 1000
     packets = [
-        polarity_packet(rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
-                        np.arange(k * n, (k + 1) * n))
+        polarity_packet(
+            rng.integers(0, 128, n),
+            rng.integers(0, 128, n),
+            rng.integers(0, 2, n),
+            np.arange(k * n, (k + 1) * n),
+        )
         for k in range(20)
     ]
     path = write_aedat31(tmp_path / "big.aedat", packets)
@@ -141,8 +148,9 @@ def test_streams_packet_by_packet(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self._stream.close()
 
-    monkeypatch.setattr(aedat_module, "open", lambda *a, **k: Recording(open(*a, **k)),
-                        raising=False)
+    monkeypatch.setattr(
+        aedat_module, "open", lambda *a, **k: Recording(open(*a, **k)), raising=False
+    )
     events = read_aedat31(path)
     assert events.size == 20 * n
     assert max(largest) <= 8 * n < path.stat().st_size / 10
@@ -166,16 +174,30 @@ def test_bad_files(tmp_path):
         return path
 
     _bad(write("v2.aedat", b"#!AER-DAT2.0\r\n" + good), "byte offset 0", "#!AER-DAT3.1")
-    _bad(write("noend.aedat", aedat_header(("#!AER-DAT3.1", "#Format: RAW"))), "#!END-HEADER",
-         "end of file")
-    _bad(write("badline.aedat", b"#!AER-DAT3.1\r\nFormat: RAW\r\n#!END-HEADER\r\n" + good),
-         "byte offset 14", "starting with '#'")
+    _bad(
+        write("noend.aedat", aedat_header(("#!AER-DAT3.1", "#Format: RAW"))),
+        "#!END-HEADER",
+        "end of file",
+    )
+    _bad(
+        write("badline.aedat", b"#!AER-DAT3.1\r\nFormat: RAW\r\n#!END-HEADER\r\n" + good),
+        "byte offset 14",
+        "starting with '#'",
+    )
     header = aedat_header()
     h = len(header)
-    _bad(write("cut_header.aedat", header + good + good[:20]), f"byte offset {h + 36}",
-         "28-byte packet header", "20 bytes")
-    _bad(write("cut_payload.aedat", header + good[:-1]), f"packet header at byte offset {h}",
-         "8 bytes of events", "7 bytes")
+    _bad(
+        write("cut_header.aedat", header + good + good[:20]),
+        f"byte offset {h + 36}",
+        "28-byte packet header",
+        "20 bytes",
+    )
+    _bad(
+        write("cut_payload.aedat", header + good[:-1]),
+        f"packet header at byte offset {h}",
+        "8 bytes of events",
+        "7 bytes",
+    )
     too_many = PACKET_HEADER.pack(1, 1, 8, 4, 0, 1, 2, 2) + bytes(8)
     _bad(write("number.aedat", header + too_many), "eventNumber <= eventCapacity")
     wide = PACKET_HEADER.pack(1, 1, 16, 4, 0, 1, 1, 1) + bytes(16)
@@ -241,14 +263,13 @@ def test_list_gesture(tmp_path):
     classes = [c for c, _, _ in expected["train"]]
     kept = [c for c in classes if c != 11]
     assert len(samples) == len(kept) and labels.tolist() == [c - 1 for c in kept]
-    all_samples, all_labels = list_gesture(tmp_path / "DvsGesture", "train",
-                                           classes=range(1, 12))
+    all_samples, all_labels = list_gesture(tmp_path / "DvsGesture", "train", classes=range(1, 12))
     assert all_labels.tolist() == [c - 1 for c in classes]
-    for (path, start, end), (_, inside, zero) in zip(all_samples, expected["train"],
-                                                     strict=True):
+    for (path, start, end), (_, inside, zero) in zip(all_samples, expected["train"], strict=True):
         assert start == zero
-        np.testing.assert_array_equal(read_aedat31(path, t_start=start, t_end=end)["t"],
-                                      inside["t"])
+        np.testing.assert_array_equal(
+            read_aedat31(path, t_start=start, t_end=end)["t"], inside["t"]
+        )
     (tmp_path / "DvsGesture" / "user24_natural_labels.csv").unlink()
     with pytest.raises(FileNotFoundError, match="user24_natural_labels.csv"):
         list_gesture(tmp_path, "test")

@@ -55,8 +55,9 @@ def test_nmnist(tmp_path):
     assert len(dataset) == 20
     np.testing.assert_array_equal(dataset.labels, np.repeat(np.arange(10), 2))
     events = read_nmnist(root / "Test" / "4" / "00002.bin")
-    expected = bin_events(events["t"] * 1e-6, nmnist_index(events["x"], events["y"], events["p"]),
-                          2312, 1e-3, 300)
+    expected = bin_events(
+        events["t"] * 1e-6, nmnist_index(events["x"], events["y"], events["p"]), 2312, 1e-3, 300
+    )
     np.testing.assert_array_equal(dataset.dense([9])[0], expected)
 
 
@@ -76,13 +77,18 @@ def test_dvs_gesture(tmp_path):
     assert with_other.dense([0]).shape == (1, 300, 2048)
 
 
-@pytest.mark.parametrize("name, splits, n_classes", [("shd", ("train", "test"), 20),
-                                                      ("ssc", ("train", "valid", "test"), 35)])
+@pytest.mark.parametrize(
+    "name, splits, n_classes",
+    [("shd", ("train", "test"), 20), ("ssc", ("train", "valid", "test"), 35)],
+)
 def test_heidelberg(tmp_path, name, splits, n_classes):
     rng = np.random.default_rng(3)
     for split in splits:
-        write_shd(tmp_path / f"{name}_{split}.h5", random_shd_samples(rng, 6),
-                  rng.integers(0, n_classes, 6))
+        write_shd(
+            tmp_path / f"{name}_{split}.h5",
+            random_shd_samples(rng, 6),
+            rng.integers(0, n_classes, 6),
+        )
     for split in splits:
         with load_dataset(name, split, root=tmp_path) as dataset:
             _check_interface(dataset, 700, n_classes, 2000)
@@ -103,14 +109,17 @@ def test_shd_paper_augmentation(tmp_path):
     merged = load_dataset("shd", "train", root=tmp_path, merge_channels=10)
     assert merged.n_inputs == 70
     np.testing.assert_array_equal(np.flatnonzero(merged.dense([0])[0].sum(0)), [35])
-    jittered = load_dataset("shd", "train", root=tmp_path, jitter_sd=20, merge_channels=10,
-                            rng=np.random.default_rng(0))
+    jittered = load_dataset(
+        "shd", "train", root=tmp_path, jitter_sd=20, merge_channels=10, rng=np.random.default_rng(0)
+    )
     a = jittered.dense([0])
     b = jittered.dense([0])
     assert a.shape == (1, 2000, 70) and len(np.flatnonzero(a[0].sum(0))) > 1
     assert not np.array_equal(a, b)  # fresh jitter on every call
-    np.testing.assert_array_equal(jittered.dense([0], rng=np.random.default_rng(5)),
-                                  jittered.dense([0], rng=np.random.default_rng(5)))
+    np.testing.assert_array_equal(
+        jittered.dense([0], rng=np.random.default_rng(5)),
+        jittered.dense([0], rng=np.random.default_rng(5)),
+    )
     no_rng = load_dataset("shd", "train", root=tmp_path, jitter_sd=20, merge_channels=10)
     with pytest.raises(ValueError, match="rng"):
         no_rng.dense([0])
@@ -135,8 +144,9 @@ def test_procedural_datasets():
 
 
 def test_time_scale_and_counts(tmp_path):
-    write_shd(tmp_path / "shd_train.h5", [(np.array([0.25, 0.25, 0.5], np.float16), [1, 1, 2])],
-              [0])
+    write_shd(
+        tmp_path / "shd_train.h5", [(np.array([0.25, 0.25, 0.5], np.float16), [1, 1, 2])], [0]
+    )
     base = load_dataset("shd", "train", root=tmp_path, dt=0.25, n_steps=5)
     np.testing.assert_array_equal(np.argwhere(base.dense([0])[0]), [[1, 1], [2, 2]])
     slow = load_dataset("shd", "train", root=tmp_path, dt=0.25, n_steps=5, time_scale=2.0)
@@ -146,8 +156,16 @@ def test_time_scale_and_counts(tmp_path):
 
 
 def test_load_dataset_errors(tmp_path, monkeypatch):
-    assert set(DATASET_NAMES) == {"fmnist", "nmnist", "dvs", "shd", "ssc", "yinyang", "randman",
-                                  "delay"}
+    assert set(DATASET_NAMES) == {
+        "fmnist",
+        "nmnist",
+        "dvs",
+        "shd",
+        "ssc",
+        "yinyang",
+        "randman",
+        "delay",
+    }
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("mnist", "train")
     with pytest.raises(ValueError, match="splits"):
@@ -220,8 +238,9 @@ def test_iterate_batches():
     second = [y for _, y in iterate_batches(dataset, 5, np.random.default_rng(7))]
     np.testing.assert_array_equal(np.concatenate(first), np.concatenate(second))
     subset = stratified_subset(dataset.labels, 10, np.random.default_rng(1))
-    picked = list(iterate_batches(dataset, 4, np.random.default_rng(2), indices=subset,
-                                  drop_last=False))
+    picked = list(
+        iterate_batches(dataset, 4, np.random.default_rng(2), indices=subset, drop_last=False)
+    )
     assert sum(len(y) for _, y in picked) == 10
     with pytest.raises(IndexError):
         next(iterate_batches(dataset, 4, None, indices=[23]))

@@ -99,9 +99,7 @@ def _oracle(times, units, n_units, dt, n_steps):
 
 @settings(deadline=None, max_examples=40)
 @given(
-    st.lists(
-        st.tuples(st.floats(0, 0.2, allow_subnormal=False), st.integers(0, 6)), max_size=60
-    ),
+    st.lists(st.tuples(st.floats(0, 0.2, allow_subnormal=False), st.integers(0, 6)), max_size=60),
     st.sampled_from([1e-3, 0.5e-3, 2e-3, 0.01]),
     st.integers(1, 120),
 )
@@ -134,8 +132,10 @@ def test_bin_events_rejects(times, units, kwargs, match):
 
 
 def test_scale_times():
-    np.testing.assert_array_equal(scale_times(np.array([0.1, 0.25], np.float16), 2.0),
-                                  np.array([0.1, 0.25], np.float16).astype(float) * 2)
+    np.testing.assert_array_equal(
+        scale_times(np.array([0.1, 0.25], np.float16), 2.0),
+        np.array([0.1, 0.25], np.float16).astype(float) * 2,
+    )
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="time-scale"):
             scale_times(np.array([0.1]), bad)

@@ -53,7 +53,11 @@ def test_round_trip(tmp_path_factory, events):
 
 def test_overflow_markers(tmp_path):
     path = write_nmnist(
-        tmp_path / "o.bin", [1, 2, 3, 4], [1, 2, 3, 4], [0, 1, 0, 1], [10, 20, 5, 6],
+        tmp_path / "o.bin",
+        [1, 2, 3, 4],
+        [1, 2, 3, 4],
+        [0, 1, 0, 1],
+        [10, 20, 5, 6],
         overflow_after=[1, 2],
     )
     events = read_nmnist(path)
@@ -65,8 +69,11 @@ def test_real_sample_size(tmp_path):
     rng = np.random.default_rng(0)
     n = 4325  # a real 21625-byte sample
     path = write_nmnist(
-        tmp_path / "r.bin", rng.integers(0, 34, n), rng.integers(0, 34, n),
-        rng.integers(0, 2, n), np.sort(rng.integers(654, 311176, n)),
+        tmp_path / "r.bin",
+        rng.integers(0, 34, n),
+        rng.integers(0, 34, n),
+        rng.integers(0, 2, n),
+        np.sort(rng.integers(654, 311176, n)),
     )
     assert path.stat().st_size == 21625
     assert read_nmnist(path).size == 4325

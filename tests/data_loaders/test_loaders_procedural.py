@@ -56,8 +56,9 @@ def test_yin_yang_with_generator():
 def test_yin_yang_encode():
     features = np.array([[0.0, 1.0, 1.0, 0.0], [0.5, 0.25, 0.5, 0.75]])
     times = yin_yang_encode(features, t_early=0.01, t_late=0.03, bias_time=0.02)
-    np.testing.assert_allclose(times, [[0.01, 0.03, 0.03, 0.01, 0.02],
-                                       [0.02, 0.015, 0.02, 0.025, 0.02]])
+    np.testing.assert_allclose(
+        times, [[0.01, 0.03, 0.03, 0.01, 0.02], [0.02, 0.015, 0.02, 0.025, 0.02]]
+    )
     assert yin_yang_encode(features, bias_time=None).shape == (2, 4)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         yin_yang_encode(features + 1)
@@ -93,8 +94,9 @@ def test_randman_task_fixed_by_seed_samples_by_sample_rng():
 @settings(deadline=None, max_examples=10)
 @given(st.integers(1, 3), st.floats(1.5, 4.0), st.integers(0, 2**31))
 def test_randman_properties(dim, alpha, seed):
-    steps, _, labels = randman(30, n_classes=3, n_units=5, n_steps=20, dim_manifold=dim,
-                               alpha=alpha, seed=seed)
+    steps, _, labels = randman(
+        30, n_classes=3, n_units=5, n_steps=20, dim_manifold=dim, alpha=alpha, seed=seed
+    )
     assert np.all(np.isfinite(steps)) and steps.min() >= 0 and steps.max() <= 19
     assert sorted(np.bincount(labels).tolist()) == [10, 10, 10]
 
@@ -108,8 +110,17 @@ def test_randman_requires_explicit_seed():
 
 
 def test_delayed_memory_structure():
-    spikes, labels = delayed_memory(40, n_classes=3, delay=7, cue_steps=2, tail_steps=1,
-                                    channels_per_class=4, p_signal=1.0, p_noise=0.0, seed=0)
+    spikes, labels = delayed_memory(
+        40,
+        n_classes=3,
+        delay=7,
+        cue_steps=2,
+        tail_steps=1,
+        channels_per_class=4,
+        p_signal=1.0,
+        p_noise=0.0,
+        seed=0,
+    )
     assert spikes.shape == (40, 2 * 2 + 7 + 1, 12) and spikes.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(labels), [14, 13, 13])
     groups = spikes.reshape(40, 12, 3, 4).sum(-1)

@@ -12,8 +12,9 @@ from data_loaders import DataFormatError, SpikeFile, read_shd
 
 
 def test_fixture_layout_is_pytables_like(tmp_path):
-    path = write_shd(tmp_path / "shd_train.h5", random_shd_samples(np.random.default_rng(0), 3),
-                     [0, 1, 19])
+    path = write_shd(
+        tmp_path / "shd_train.h5", random_shd_samples(np.random.default_rng(0), 3), [0, 1, 19]
+    )
     with h5py.File(path, "r") as f:
         times = f["spikes/times"]
         assert h5py.check_vlen_dtype(times.dtype) == np.dtype("<f2")
@@ -91,8 +92,11 @@ def test_bad_files(tmp_path):
         return write_shd(tmp_path / name, samples, [0, 1, 2])
 
     for key in ("spikes/times", "spikes/units", "labels"):
-        _expect(_edit(fresh(f"no_{key.replace('/', '_')}.h5"), lambda f, k=key: f.__delitem__(k)),
-                f"key {key!r}", "an HDF5 dataset")
+        _expect(
+            _edit(fresh(f"no_{key.replace('/', '_')}.h5"), lambda f, k=key: f.__delitem__(k)),
+            f"key {key!r}",
+            "an HDF5 dataset",
+        )
 
     def flat_times(f):
         del f["spikes/times"]
@@ -127,8 +131,13 @@ def test_bad_files(tmp_path):
 
 
 def test_bad_sample_raises_on_access_only(tmp_path):
-    samples = [([0.1, 0.2], [1, 2]), ([0.1, 0.2], [1]), ([0.3], [700]), ([np.inf], [1]),
-               ([-0.5], [1])]
+    samples = [
+        ([0.1, 0.2], [1, 2]),
+        ([0.1, 0.2], [1]),
+        ([0.3], [700]),
+        ([np.inf], [1]),
+        ([-0.5], [1]),
+    ]
     path = write_shd(tmp_path / "lazy.h5", samples, [0, 1, 2, 3, 4])
     spikes = read_shd(path)  # opening reads only the labels
     assert spikes[0][2] == 0
