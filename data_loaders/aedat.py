@@ -408,7 +408,7 @@ def read_trial_list(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def gesture_directory(root: str | os.PathLike) -> Path:
+def _gesture_directory(root: str | os.PathLike) -> Path:
     """Find the folder holding the trial lists: ``root`` itself or ``root/DvsGesture``."""
     root = Path(root)
     for candidate in (root, root / "DvsGesture"):
@@ -446,7 +446,7 @@ def list_gesture(
     classes = sorted(int(c) for c in classes)
     if not classes or classes[0] < 1 or classes[-1] > len(GESTURE_CLASSES):
         raise ValueError(f"classes must be a non-empty subset of 1..11, got {classes}")
-    directory = gesture_directory(root)
+    directory = _gesture_directory(root)
     trial_list = directory / f"trials_to_{split}.txt"
     if not trial_list.is_file():
         raise FileNotFoundError(f"{trial_list} does not exist; {_HOW_TO_GET}")

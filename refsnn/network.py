@@ -188,7 +188,20 @@ def _run_forward(p: Params, x: np.ndarray, conv: Conventions):
         np.ascontiguousarray(p.w_out), hid, out, flags, float(conv.surrogate_scale),
         st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
     )
-    st["logits"] = _reduce(st, p, conv, K)
+    for name in ("i", "v", "i_out", "v_out"):
+        if not np.all(np.isfinite(st[name])):
+            raise FloatingPointError(
+                f"the network's states overflowed ({name} is not finite). Reduce the weights or "
+                "the input rate, or use float64 parameters"
+            )
+    with np.errstate(over="raise", invalid="raise"):
+        try:
+            st["logits"] = _reduce(st, p, conv, K)
+        except FloatingPointError:
+            raise FloatingPointError(
+                "the network's readout overflowed. Reduce the weights or the input rate, or "
+                "use float64 parameters"
+            ) from None
     st.update(K=K, hid=hid, out=out, flags=flags, events=(ptr, ev_b, ev_t, ev_m, ev_val))
     return st
 
@@ -319,7 +332,8 @@ def loss_and_grad(params: Params, x: np.ndarray, labels, conventions=None):
     K = st["K"]
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
-    ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
+    with np.errstate(over="raise", invalid="raise"):
+        ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
     reg, g_s = _regularisers(st["s"], K, T, conv)  # (B2)
     value = _finite_loss(ce + reg)
     k0 = 0 if conv.record_initial_state else 1
@@ -354,4 +368,10 @@ def loss_and_grad(params: Params, x: np.ndarray, labels, conventions=None):
         v_reset=g_hid_sum[3], v_rest=g_hid_sum[4],
         decay_syn_out=g_out_sum[0], decay_mem_out=g_out_sum[1],
     )
+    for name, g in grads.as_dict().items():
+        if not np.all(np.isfinite(g)):
+            raise FloatingPointError(
+                f"the gradient of {name} overflowed. Reduce the weights or the surrogate "
+                "scale, or use float64 parameters"
+            )
     return value, grads

@@ -170,6 +170,6 @@ class Params:
             if np.any(bad):
                 idx = int(np.flatnonzero(bad)[0])
                 raise ValueError(
-                    f"params.{name}[{idx}] = {value[idx]!r} is outside (0, 1); decays must "
+                    f"params.{name}[{idx}] = {float(value[idx])} is outside (0, 1); decays must "
                     "lie strictly between 0 and 1 (decay = exp(-dt/tau))"
                 )
