@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     g.set_defaults(func=_gradcheck)
+    # Each further command lives in its own module with ``add_parser(subparsers)``,
+    # which registers the command and sets ``func``; one line each below.
+    # --- commands ---
+    # --- end commands ---
     return parser
 
 
