@@ -18,7 +18,9 @@ from .conventions import Conventions
 from .params import Params
 from .surrogates import SURROGATE_CODES
 
-__all__ = ["Trace", "forward", "loss", "loss_and_grad", "cross_entropy"]
+__all__ = [
+    "Trace", "forward", "loss", "loss_and_grad", "loss_grad_and_logits", "cross_entropy",
+]
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,15 @@ def loss_and_grad(params: Params, x: np.ndarray, labels, conventions=None):
 
     The same call gives bitwise-identical gradients on every run and thread count.
     """
+    value, grads, _ = loss_grad_and_logits(params, x, labels, conventions)
+    return value, grads
+
+
+def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None):
+    """``loss_and_grad`` that also returns the logits (batch, C) of the forward pass.
+
+    For training loops that report the accuracy of the batches they train on.
+    """
     conv = _check_conventions(conventions)
     p = _check_params(params)
     x = _check_x(p, x, conv)
@@ -374,4 +385,4 @@ def loss_and_grad(params: Params, x: np.ndarray, labels, conventions=None):
                 f"the gradient of {name} overflowed. Reduce the weights or the surrogate "
                 "scale, or use float64 parameters"
             )
-    return value, grads
+    return value, grads, st["logits"]
