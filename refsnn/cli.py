@@ -4,6 +4,10 @@ Commands
 --------
 gradcheck
     Finite differences against BPTT on a small random network.
+train
+    Train one configuration (checkpoint and metrics every epoch, ``--resume``).
+compare
+    The paper's four configurations on the same data and seeds: table and plots.
 """
 
 from __future__ import annotations
@@ -87,6 +91,136 @@ def _gradcheck(args) -> int:
     return 0 if ok else 1
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, train_size, test_size) -> None:
+    from data_loaders import DATASET_NAMES
+
+    p.add_argument("--dataset", default="fmnist", choices=DATASET_NAMES)
+    p.add_argument("--hidden", type=_positive_int, default=128, help="hidden neurons (128)")
+    p.add_argument("--epochs", type=_positive_int, default=epochs)
+    p.add_argument("--train-size", type=_positive_int, default=train_size,
+                   help=f"training samples, a fixed stratified subset ({train_size}; --all-data for all)")
+    p.add_argument("--test-size", type=_positive_int, default=test_size,
+                   help=f"test samples, a fixed stratified subset ({test_size})")
+    p.add_argument("--all-data", action="store_true", help="use every training and test sample")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate of weights")
+    p.add_argument("--lr-decays", type=_positive_float, default=1e-3,
+                   help="Adam learning rate of the trained decays (own group)")
+    p.add_argument("--tau-syn", type=_positive_float, default=10.0, help="mean tau_syn in ms (10)")
+    p.add_argument("--tau-mem", type=_positive_float, default=20.0, help="mean tau_mem in ms (20)")
+    p.add_argument("--het-dist", default="gamma", choices=["gamma", "uniform", "normal", "lognormal"],
+                   help="HetInit distribution of time constants (gamma, shape 3)")
+    p.add_argument("--tau-param", default="decay", choices=["decay", "log_tau"],
+                   help="train the decays themselves (paper) or log(tau/dt)")
+    p.add_argument("--train-threshold", action="store_true", help="also train thresholds")
+    p.add_argument("--het-threshold", action="store_true", help="thresholds ~ U(0.5, 1.5)")
+    p.add_argument("--weight-init", default=None, choices=["paper", "fan_in"],
+                   help="weight initialisation (paper's; fan_in for the procedural tasks)")
+    p.add_argument("--weight-scale", type=_positive_float, default=None,
+                   help="multiply the input weights (1; 10 for yinyang and randman, 2 for delay)")
+    p.add_argument("--preset", default="paper", choices=PRESET_NAMES, help="model conventions")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--steps", type=_positive_int, default=None, help="time steps (dataset default)")
+    p.add_argument("--dt", type=_positive_float, default=None, help="time step in ms (dataset default)")
+    p.add_argument("--time-scale", type=_positive_float, default=1.0,
+                   help="multiply input spike times (robustness experiment)")
+    p.add_argument("--data-root", default=None, help="dataset folder (see docs/data.md)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train_config(args, **overrides):
+    from .train import TrainConfig
+
+    return TrainConfig(
+        dataset=args.dataset, config=overrides.get("config", getattr(args, "config", "hetinit-hettr")),
+        hidden=args.hidden, epochs=args.epochs,
+        train_size=None if args.all_data else args.train_size,
+        test_size=None if args.all_data else args.test_size,
+        batch_size=args.batch_size, seed=overrides.get("seed", getattr(args, "seed", 0)),
+        lr=args.lr, lr_decays=args.lr_decays, tau_syn_ms=args.tau_syn, tau_mem_ms=args.tau_mem,
+        het_dist=args.het_dist, tau_param=args.tau_param, train_threshold=args.train_threshold,
+        het_threshold=args.het_threshold, preset=args.preset, dtype=args.dtype,
+        n_steps=args.steps, dt_ms=args.dt, time_scale=args.time_scale, data_root=args.data_root,
+        weight_init=args.weight_init, weight_scale=args.weight_scale,
+    )
+
+
+def _train(args) -> int:
+    from pathlib import Path
+
+    from .train import train
+
+    cfg = _train_config(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset}-{cfg.config}-seed{cfg.seed}"
+    try:
+        result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"refsnn: interrupted; the last finished epoch is in {out}; continue with --resume",
+              file=sys.stderr)
+        return 130
+    summary = result.summary()
+    summary["out"] = str(out)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{cfg.config} on {cfg.dataset}: test accuracy {summary['test_accuracy']:.4f}, "
+              f"train accuracy {summary['train_accuracy']:.4f}, {summary['seconds']:.1f} s "
+              f"({summary['samples_per_second']:.0f} samples/s); params sha256 "
+              f"{summary['params_sha256'][:16]}...; checkpoint and metrics in {out}")
+    return 0
+
+
+def _compare(args) -> int:
+    from pathlib import Path
+
+    from .compare import compare
+    from .train import CONFIGS
+
+    configs = tuple(args.configs.split(","))
+    bad = [c for c in configs if c not in CONFIGS]
+    if bad:
+        raise ValueError(f"--configs: unknown configuration(s) {bad}; choose from {list(CONFIGS)}")
+    base = _train_config(args, config=configs[0], seed=0)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}"
+    log = (lambda *a, **k: None) if args.json else print
+    try:
+        res = compare(base, out, configs=configs, seeds=range(args.seeds),
+                      progress=not args.no_progress, log=log)
+    except KeyboardInterrupt:
+        print(f"refsnn: interrupted; finished epochs are kept in {out}; rerun the same command "
+              "to continue", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(dict(rows=res["rows"], budget=res["budget"], out=str(out),
+                              files=[str(f) for f in res["files"]])))
+    else:
+        print(f"\n{res['budget']}\n\n{res['table']}\n")
+        print("written: " + ", ".join(str(f) for f in res["files"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``refsnn`` argument parser."""
     parser = _Parser(prog="refsnn", description=__doc__.split("\n")[0])
@@ -96,6 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     g.set_defaults(func=_gradcheck)
+
+    from .train import CONFIGS, PAPER_CONFIGS
+
+    t = sub.add_parser("train", help="train one configuration")
+    t.add_argument("--config", default="hetinit-hettr", choices=list(CONFIGS))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    _add_training_options(t, epochs=3, train_size=5000, test_size=1000)
+    t.set_defaults(func=_train)
+
+    c = sub.add_parser("compare", help="the paper's configurations on the same data and seeds")
+    c.add_argument("--configs", default=",".join(PAPER_CONFIGS),
+                   help="comma-separated configurations (the paper's four)")
+    c.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..K-1 (1)")
+    _add_training_options(c, epochs=3, train_size=5000, test_size=1000)
+    c.set_defaults(func=_compare)
     # Each further command lives in its own module with ``add_parser(subparsers)``,
     # which registers the command and sets ``func``; one line each below.
     # --- commands ---

@@ -52,23 +52,23 @@ class Conventions:
     ------
     skip_last_input : bool
         True: K = T - 1 updates and the last input bin is never used (paper).
-        False: K = T updates. Eq. (2)-(4) run for t = 0 .. K-1.
+        False: K = T updates. Eq. (2)-(8) run for t = 0 .. K-1.
     record_initial_state : bool
         True: traces and the readout reduction cover states 0 .. K, the initial zero
         state included (paper). False: states 1 .. K.
     membrane_current : {"new", "previous"}
-        Current that drives the membrane update Eq. (4): ``I[t+1]`` ("new") or
+        Current that drives the membrane update, Eq. (3): ``I[t+1]`` ("new") or
         ``I[t]`` ("previous", paper; an input spike in bin t then reaches the
         membrane at state t + 2).
     input_scale : {"none", "one_minus_decay", "dt_over_tau"}
-        Factor g(decay_mem) on the current in Eq. (4) and Eq. (7): 1, ``1 - decay``,
+        Factor g(decay_mem) on the current in Eq. (5) and Eq. (8): 1, ``1 - decay``,
         or ``dt/tau`` recovered from the decay through ``decay_form``
         (``-log(decay)`` for "exp", ``1 - decay`` for "euler").
     input_scale_detached : bool
         True: g(decay) is a constant for the gradient (paper); decays then get
         gradient only through the leak.
     reset : {"subtract", "subtract_decayed", "to_reset_leak", "to_reset", "none"}
-        Eq. (4). "subtract": ``- s (threshold - v_reset)`` added after the leak
+        Eq. (4)-(6). "subtract": ``- s (threshold - v_reset)`` added after the leak
         (paper, snnTorch). "subtract_decayed": subtracted before the leak (Spyx).
         "to_reset_leak": the leak starts from ``v_reset`` instead of v after a spike
         (Norse, SpikingJelly). "to_reset": the whole new membrane is set to
@@ -83,7 +83,7 @@ class Conventions:
         1 is the usual delay; 2 adds the extra step of the SpyTorch tutorial.
     readout_delay : int
         r >= 0: the readout update t is driven by the hidden spikes of state
-        t + 1 - r (Eq. (6)). 0: the spikes of the new state; 1: the spikes the
+        t + 1 - r (Eq. (7)). 0: the spikes of the new state; 1: the spikes the
         recurrence sees; 2: the paper (its recorded spikes are shifted one step).
     spike_test : {"gt", "ge"}
         Heaviside spike ``v > threshold`` or ``v >= threshold`` (Eq. (1)).
@@ -100,9 +100,9 @@ class Conventions:
         the decay itself is the parameter (no time constant). Used by
         ``tau_to_decay`` / ``decay_to_tau`` and by ``input_scale="dt_over_tau"``.
     reduction : {"max", "mean", "last", "count"}
-        Readout reduction over the recorded states before the softmax (Eq. (8)):
+        Readout reduction over the recorded states before the softmax (Eq. (9)):
         max over time (paper), mean over time, last state, or "count": the total
-        charge delivered to each readout unit, ``sum_t s[t] @ w_out`` (spike counts
+        charge delivered to each readout unit, ``sum_t s[t + 1 - r] @ w_out`` (spike counts
         weighted by the readout weights; readout decays get no gradient).
     reg_rate_strength, reg_rate_target : float
         Per-neuron spike-rate regulariser of the paper's code (strength ``s_l``,

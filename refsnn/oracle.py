@@ -41,7 +41,7 @@ def _delayed(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def oracle_forward(p: Params, x: np.ndarray, conv: Conventions) -> dict:
-    """Run Eq. (1)-(8) and return every state, indexed k = 0 .. K.
+    """Run Eq. (1)-(9) and return every state, indexed k = 0 .. K.
 
     Returns a dict of arrays: ``i`` (B, K+1, N), ``v`` (B, K+1, N), ``s`` (B, K+1, N),
     ``i_out`` (B, K+1, C), ``v_out`` (B, K+1, C), ``logits`` (B, C), and ``K``.

@@ -13,18 +13,18 @@ U[0] = I[0] = 0 and U_o[0] = I_o[0] = 0 (zero, not ``v_rest``). For t = 0 .. K-1
 (1) ``S[k] = spike(U[k] - threshold)`` for k = 0 .. K.
 (2) ``I[t+1] = decay_syn * I[t] + x[t] @ w_in + S[t+1-d] @ w_rec``, S[j] = 0 for j < 0.
 (3) ``J = I[t+1]`` ("new") or ``I[t]`` ("previous").
-(4) ``R = S[t]``; ``thh = threshold``;
+(4)-(6) ``R = S[t]``; ``thh = threshold``;
     ``V = U[t] - R (thh - v_reset)`` ("subtract_decayed"), ``U[t] - R (U[t] - v_reset)``
     ("to_reset_leak"), else ``U[t]``;
     ``P = decay_mem (V - v_rest) + v_rest + g(decay_mem) J - [R (thh - v_reset)]``,
     the bracket only for "subtract";
     ``U[t+1] = (1 - R) P + R v_reset`` ("to_reset"), else ``P``.
-(5) ``I_o[t+1] = decay_syn_out * I_o[t] + S[t+1-r] @ w_out``;
+(7)-(8) ``I_o[t+1] = decay_syn_out * I_o[t] + S[t+1-r] @ w_out``;
     ``U_o[t+1] = decay_mem_out * U_o[t] + g(decay_mem_out) J_o``, ``J_o`` = ``I_o[t+1]``
     ("new") or ``I_o[t]`` ("previous").
-(6) Recorded window W: states 0 .. K or 1 .. K; logits m = reduction of U_o over W
+(9) Recorded window W: states 0 .. K or 1 .. K; logits m = reduction of U_o over W
     ("max", "mean", "last" = U_o[K]) or ``sum_{t<K} S[t+1-r] @ w_out`` ("count").
-(7) ``loss = mean_b CE(m[b], label[b]) + reg_rate + reg_pop`` with
+(10)-(11) ``loss = mean_b CE(m[b], label[b]) + reg_rate + reg_pop`` with
     ``count[b, n] = sum_{k<K} S[b, k, n]``, ``rate = count / T``,
     ``reg_rate = s_l / (B + N) * sum relu(rate - theta_l)^2``,
     ``reg_pop = s_u / B * sum_b relu(sum_n count[b, n] / N - theta_u)^2``.
@@ -39,7 +39,7 @@ Where each ``Conventions`` field acts (function ``_simulate`` unless named)
 - ``reset_detached``: ``r = s_t.detach() if conv.reset_detached else s_t``.
 - ``reset_threshold_detached``: ``thh = threshold.detach() if ... else threshold``.
 - ``recurrent_delay``: ``_delayed(s, t + 1 - conv.recurrent_delay)`` in Eq. (2).
-- ``readout_delay``: ``_delayed(s, t + 1 - conv.readout_delay)`` in Eq. (5).
+- ``readout_delay``: ``_delayed(s, t + 1 - conv.readout_delay)`` in Eq. (7).
 - ``spike_test``, ``spike_fn``, ``surrogate``, ``surrogate_scale``: ``_spike``
   (``HeavisideSpike`` forward / backward, or ``torch.sigmoid``).
 - ``reduction``: ``_logits``.
@@ -138,7 +138,7 @@ def _spike(u: torch.Tensor, threshold: torch.Tensor, conv: Conventions) -> torch
 
 # ------------------------------------------------------------- input scale g(decay)
 def _input_scale(decay: torch.Tensor, conv: Conventions) -> torch.Tensor | float:
-    """Factor g(decay) on the current driving a membrane, Eq. (4) and (5)."""
+    """Factor g(decay) on the current driving a membrane, Eq. (5) and (8)."""
     if conv.input_scale == "none":
         return 1.0
     d = decay.detach() if conv.input_scale_detached else decay
@@ -150,9 +150,9 @@ def _input_scale(decay: torch.Tensor, conv: Conventions) -> torch.Tensor | float
     return 1.0 - d  # "euler"
 
 
-# ------------------------------------------------------------ membrane, Eq. (4)
+# ------------------------------------------------------- membrane, Eq. (4)-(6)
 def _membrane_update(u, j, s_t, p, g_mem, conv: Conventions):
-    """Eq. (4): U[t+1] from U[t], the driving current J and the spike S[t]."""
+    """Eq. (4)-(6): U[t+1] from U[t], the driving current J and the spike S[t]."""
     r = s_t.detach() if conv.reset_detached else s_t
     thh = p["threshold"].detach() if conv.reset_threshold_detached else p["threshold"]
     v_reset, v_rest, decay_mem = p["v_reset"], p["v_rest"], p["decay_mem"]
@@ -177,7 +177,7 @@ def _delayed(s: list, j: int, zero: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------ simulation
 def _simulate(p: dict, x: torch.Tensor, conv: Conventions) -> dict:
-    """Run Eq. (1)-(5) and return every state as lists of (B, .) tensors, k = 0 .. K."""
+    """Run Eq. (1)-(8) and return every state as lists of (B, .) tensors, k = 0 .. K."""
     batch, n_steps, _ = x.shape
     n = p["w_in"].shape[1]
     c = p["w_out"].shape[1]
@@ -196,13 +196,13 @@ def _simulate(p: dict, x: torch.Tensor, conv: Conventions) -> dict:
         i_prev = i_syn[t]
         s_rec = _delayed(s, t + 1 - conv.recurrent_delay, zero_h)
         i_new = p["decay_syn"] * i_prev + feed[:, t] + s_rec @ p["w_rec"]
-        # Eq. (3), (4)
+        # Eq. (3)-(6)
         j = i_new if conv.membrane_current == "new" else i_prev
         v_new = _membrane_update(v[t], j, s[t], p, g_mem, conv)
         i_syn.append(i_new)
         v.append(v_new)
         s.append(_spike(v_new, p["threshold"], conv))  # Eq. (1) for k = t + 1
-        # Eq. (5)
+        # Eq. (7)-(8)
         d_out = _delayed(s, t + 1 - conv.readout_delay, zero_h) @ p["w_out"]
         drive.append(d_out)
         io_new = p["decay_syn_out"] * i_out[t] + d_out
@@ -214,7 +214,7 @@ def _simulate(p: dict, x: torch.Tensor, conv: Conventions) -> dict:
 
 
 def _logits(sim: dict, first: int, conv: Conventions) -> torch.Tensor:
-    """Eq. (6): readout reduction over the recorded window."""
+    """Eq. (9): readout reduction over the recorded window."""
     if conv.reduction == "count":
         return torch.stack(sim["drive"], dim=1).sum(dim=1)
     window = torch.stack(sim["v_out"][first:], dim=1)  # (B, W, C)
@@ -226,7 +226,7 @@ def _logits(sim: dict, first: int, conv: Conventions) -> torch.Tensor:
 
 
 def _regularisers(sim: dict, n_steps: int, conv: Conventions) -> torch.Tensor | float:
-    """Eq. (7): spike-count regularisers (0.0 when both strengths are 0)."""
+    """Eq. (11): spike-count regularisers (0.0 when both strengths are 0)."""
     reg = 0.0
     if conv.reg_rate_strength == 0 and conv.reg_pop_strength == 0:
         return reg
@@ -303,7 +303,7 @@ def torch_forward(params: Params, x: np.ndarray, conventions: Conventions) -> di
 
 def torch_loss_and_grad(params: Params, x: np.ndarray, labels: np.ndarray,
                         conventions: Conventions) -> tuple[float, Params, dict]:
-    """Loss of Eq. (7) and its autograd gradient with respect to all ten parameters.
+    """Loss of Eq. (10)-(11) and its autograd gradient with respect to all ten parameters.
 
     Parameters
     ----------
