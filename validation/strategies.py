@@ -23,7 +23,8 @@ from refsnn.conventions import RESETS, SURROGATES
 from refsnn.params import Params
 from refsnn.random import random_params, random_spikes
 
-__all__ = ["Case", "cases", "conventions", "register_profiles", "sizes"]
+__all__ = ["Case", "cases", "conventions", "framework_cases", "framework_conventions",
+           "register_profiles", "sizes"]
 
 
 def register_profiles() -> None:
@@ -54,11 +55,11 @@ class Case:
 
 
 @st.composite
-def sizes(draw, max_hidden: int = 8, max_steps: int = 20, max_batch: int = 4):
+def sizes(draw, max_hidden: int = 8, max_steps: int = 20, max_batch: int = 4, min_steps: int = 2):
     """(batch, steps, n_in, hidden, classes), shrinking towards the smallest."""
     return (
         draw(st.integers(1, max_batch)),
-        draw(st.integers(2, max_steps)),
+        draw(st.integers(min_steps, max(min_steps, max_steps))),
         draw(st.integers(1, 8)),
         draw(st.integers(1, max_hidden)),
         draw(st.integers(2, 4)),
@@ -127,3 +128,23 @@ def cases(draw, conv=None, dtype=np.float64, **size_kwargs):
     x = random_spikes((B, T, n_in), density, rng, dtype=dtype)
     labels = rng.integers(0, C, size=B)
     return Case(p, x, labels, c, seed)
+
+
+def framework_conventions(name: str):
+    """Strategy of the ``Conventions`` that framework ``name`` can express.
+
+    ``name`` is one of ``validation.adapters.ADAPTER_NAMES``; each adapter's docstring
+    says what its strategy draws and why the rest is out of reach.
+    """
+    from .adapters import get_adapter
+
+    return get_adapter(name).conventions()
+
+
+def framework_cases(name: str, **size_kwargs):
+    """``cases`` within what framework ``name`` expresses (and its fewest steps)."""
+    from .adapters import get_adapter
+
+    adapter = get_adapter(name)
+    size_kwargs.setdefault("min_steps", adapter.min_steps)
+    return cases(conv=adapter.conventions(), **size_kwargs)
