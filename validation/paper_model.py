@@ -133,8 +133,13 @@ def paper_loss_and_grad(params: Params, x: np.ndarray, labels: np.ndarray,
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     log_p_y = torch.nn.functional.log_softmax(m, dim=1)
     loss = torch.nn.functional.nll_loss(log_p_y, y, reduction="sum") / m.shape[0]
-    grads = torch.autograd.grad(loss, [p[name] for name in PARAM_NAMES])
-    grads = Params(**{name: g.numpy() for name, g in zip(PARAM_NAMES, grads, strict=True)})
+    leaves = [p[name] for name in PARAM_NAMES]
+    # with very few steps some parameters do not reach the loss: their gradient is zero
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    grads = Params(**{
+        name: (torch.zeros_like(leaf) if g is None else g).numpy()
+        for name, g, leaf in zip(PARAM_NAMES, grads, leaves, strict=True)
+    })
     traces = dict(syn_rec=syn_rec, mem_rec=mem_rec, spk_rec=spk_rec,
                   syn_out_rec=syn_out_rec, mem_out_rec=mem_out_rec, logits=m)
     traces = {k: t.detach().numpy() for k, t in traces.items()}
