@@ -249,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Each further command lives in its own module with ``add_parser(subparsers)``,
     # which registers the command and sets ``func``; one line each below.
     # --- commands ---
+    from validation.cli import add_parser as _add_validate; _add_validate(sub)  # noqa: E702
+    from .experiment import add_parser as _add_experiment; _add_experiment(sub)  # noqa: E702
     # --- end commands ---
     return parser
 
