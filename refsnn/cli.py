@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- commands ---
     from validation.cli import add_parser as _add_validate; _add_validate(sub)  # noqa: E702
     from .experiment import add_parser as _add_experiment; _add_experiment(sub)  # noqa: E702
+    from .bench import add_parser as _add_bench; _add_bench(sub)  # noqa: E702
     # --- end commands ---
     return parser
 

@@ -1,18 +1,53 @@
 """Numba kernels: the forward pass Eq. (1)-(8) and BPTT Eq. (B3)-(B13), side by side.
 
 Private and unchecked: ``refsnn.network`` validates, unpacks the records into the
-packed arrays below, allocates every output, and calls these. Nothing is allocated
-inside a time loop. Each sample of the batch is an independent task of a ``prange``
-and writes only its own slots; the weight gradients are then reduced by a second
-``prange`` over weight ROWS, each row summed over (sample, time) in a fixed order, so
-results are bitwise identical for any thread count.
+packed arrays below, allocates every array (scratch included), and calls these.
+Nothing is allocated inside a kernel.
+
+Layout and schedule
+-------------------
+States are stored time-major per sample, neuron innermost, and every inner loop runs
+over one contiguous row. Inner loops index arrays directly: a row view would update
+the array's shared reference count (an atomic operation) inside the loop.
+
+Forward, per sample (a ``prange`` over the batch): the sample's input events are
+written first (``_fill_events``); then at each state k, Eq. (1) gives the spikes, and
+the spikes are delivered once, event by event, to both of their targets
+(``_deliver_spikes``): each spiking neuron adds its row of ``w_spk = [w_rec | w_out]``
+to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r]``
+(Eq. (7)); the input events add their rows of ``w_in`` (Eq. (2)). Rows are added two
+at a time, ``acc += a w_a + b w_b``, which halves the loads and stores of ``acc``.
+
+For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
+membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
+states (``ckpt``): the backward pass recomputes ``v`` and the spikes one segment at a
+time from Eq. (1), (3)-(6), which is elementwise, cheap and bitwise identical (same
+code). That halves the memory of the call.
+
+Backward, per task of ``GROUP`` consecutive samples in lockstep (a ``prange`` over the
+tasks; the tasks depend on the batch size only, never on the thread count): one
+descending sweep over the states does the readout (B3)-(B5) just in time, the hidden
+layer (B8)-(B11), then for state t collects the adjoint its spikes see from both
+targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11)
+``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
+load of the weights) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j (the
+samples in which j spikes added in pairs). (B12) adds ``x g_i[t + 1]`` to the rows of
+the active inputs. The weight gradients are summed per task, each in a fixed order
+(states descending, samples ascending), and the caller adds the task sums in task
+order, so results are bitwise identical for any thread count. Adjoints of the currents
+live in ring buffers (``d + 1`` states of ``g_i``, two of ``g_i_out``); no adjoint of
+size (batch, time, N) is allocated.
+
+All arithmetic runs in the dtype of the parameters (float32 or float64); a sum over
+an index runs in a fixed order, which is stated where it is not the natural one.
 
 Packed arguments
 ----------------
-hid : (7, N)
+hid : (8, N)
     rows ``H_DECAY_SYN, H_DECAY_MEM, H_THRESHOLD, H_V_RESET, H_V_REST`` are the
     per-neuron parameters; ``H_G`` and ``H_DG`` hold g(decay_mem) and g'(decay_mem)
-    of Eq. (5) (g' already zero when the input scale is detached).
+    of Eq. (5) (g' already zero when the input scale is detached); ``H_LEAK`` holds
+    ``1 - decay_mem``, the derivative of Eq. (5) by ``v_rest``.
 out : (4, C)
     rows ``O_DECAY_SYN, O_DECAY_MEM, O_G, O_DG`` for the readout, Eq. (7)-(8).
 flags : int64 (F_COUNT,)
@@ -20,14 +55,17 @@ flags : int64 (F_COUNT,)
 ev_ptr, ev_idx, ev_val
     the input as events: for sample b and input step t < K, the events are
     ``ev_idx[ev_ptr[b*K + t] : ev_ptr[b*K + t + 1]]`` with values ``ev_val``.
+w_spk, w_spk_t : (N, N + C), (N + C, N)
+    ``[w_rec | w_out]`` and its transpose.
 """
 
 from __future__ import annotations
 
-from ._numba import jit, pjit, prange
-from .surrogates import smooth_spike_scalar, surrogate_scalar
+from ._numba import jit, jit_noinline, pjit, prange
+from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
 
-H_DECAY_SYN, H_DECAY_MEM, H_THRESHOLD, H_V_RESET, H_V_REST, H_G, H_DG = range(7)
+H_DECAY_SYN, H_DECAY_MEM, H_THRESHOLD, H_V_RESET, H_V_REST, H_G, H_DG, H_LEAK = range(8)
+H_COUNT = 8
 O_DECAY_SYN, O_DECAY_MEM, O_G, O_DG = range(4)
 
 # flags
@@ -39,8 +77,70 @@ RESET_CODES = {"subtract": 0, "subtract_decayed": 1, "to_reset_leak": 2, "to_res
 RESET_SUB, RESET_SUB_DECAYED, RESET_TO_LEAK, RESET_TO_FULL, RESET_NONE = range(5)
 REDUCTION_CODES = {"max": 0, "mean": 1, "last": 2, "count": 3}
 RED_MAX, RED_MEAN, RED_LAST, RED_COUNT = range(4)
+SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
+
+#: samples per backward task. Fixed (not the thread count), so the order of every sum
+#: is fixed; a multiple of 4 for ``_matvec_quad``.
+GROUP = 8
+#: the (bad) non-finite counters of the forward pass, per sample
+BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
 
 
+# ============================================================================ events
+@pjit
+def scan_input(x, K, counts):
+    """Read the input ``x`` (B, T, n_in) once, in parallel over the batch.
+
+    Writes ``counts[b*K + t]``, the number of nonzero inputs ``x[b, t]`` for t < K, and
+    returns the number of inf and NaN entries of all of ``x`` (``v * 0 != 0`` holds
+    for them only). Both are integer sums over a row, which vectorise.
+    """
+    T = x.shape[1]
+    bad = 0
+    for b in prange(x.shape[0]):
+        bad_b = 0
+        for t in range(T):
+            c = 0
+            for m in range(x.shape[2]):
+                c += x[b, t, m] != 0
+                bad_b += x[b, t, m] * 0 != 0
+            if t < K:
+                counts[b * K + t] = c
+        bad += bad_b
+    return bad
+
+
+@jit_noinline
+def _fill_events(b, x, x_bits, ev_ptr, ev_idx, ev_val):
+    """Write the events of sample b (see the module doc), in (step, input) order.
+
+    ``x_bits`` is ``x`` viewed as integers of its width: eight inputs at a time are
+    tested with one OR of their bits without the sign bit (a nonzero magnitude), so
+    the mostly-zero rows are skipped eight by eight.
+    """
+    K = (ev_ptr.shape[0] - 1) // x.shape[0]
+    n_in = x.shape[2]
+    n8 = n_in - n_in % 8
+    for t in range(K):
+        e = ev_ptr[b * K + t]
+        for m0 in range(0, n8, 8):
+            o = (x_bits[b, t, m0] | x_bits[b, t, m0 + 1] | x_bits[b, t, m0 + 2]
+                 | x_bits[b, t, m0 + 3] | x_bits[b, t, m0 + 4] | x_bits[b, t, m0 + 5]
+                 | x_bits[b, t, m0 + 6] | x_bits[b, t, m0 + 7])
+            if (o << 1) != 0:
+                for m in range(m0, m0 + 8):
+                    if x[b, t, m] != 0:
+                        ev_idx[e] = m
+                        ev_val[e] = x[b, t, m]
+                        e += 1
+        for m in range(n8, n_in):
+            if x[b, t, m] != 0:
+                ev_idx[e] = m
+                ev_val[e] = x[b, t, m]
+                e += 1
+
+
+# ============================================================================ one neuron
 @jit
 def _spike(vth, mode, scale):
     """Eq. (1) for one neuron: ``vth = v - threshold``."""
@@ -51,271 +151,569 @@ def _spike(vth, mode, scale):
     return 1.0 if vth > 0 else 0.0
 
 
-# ============================================================================ forward
 @jit
-def _forward_sample(b, ev_ptr, ev_idx, ev_val, w_in, w_rec, w_out, hid, out, flags, scale,
-                    i, v, s, i_out, v_out):
-    """Eq. (1)-(8) for sample b, writing states 0 .. K into its slots."""
+def _membrane(v, r, drive, hid, n, reset):
+    """Eq. (4)-(6) for neuron n: the membrane after an update.
+
+    From ``v``, the spike ``r`` and the current ``drive`` of Eq. (3). The forward pass
+    and the recomputation of the backward pass both call this, so they agree bit for bit.
+    """
+    rest = hid[H_V_REST, n]
+    th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
+    if reset == RESET_SUB:  # the paper's: after the leak, undecayed
+        return (hid[H_DECAY_MEM, n] * (v - rest) + rest + hid[H_G, n] * drive
+                - r * th_minus_reset)
+    pre = v
+    if reset == RESET_SUB_DECAYED:
+        pre = v - r * th_minus_reset
+    elif reset == RESET_TO_LEAK:
+        pre = v - r * (v - hid[H_V_RESET, n])
+    cand = hid[H_DECAY_MEM, n] * (pre - rest) + rest + hid[H_G, n] * drive
+    if reset == RESET_TO_FULL:
+        cand = (1 - r) * cand + r * hid[H_V_RESET, n]
+    return cand
+
+
+@jit_noinline
+def _spike_list(s, b, k, lst):
+    """List the neurons with ``s[b, k, j] != 0``, ascending, in ``lst[b]``; return their count.
+
+    Branch-free: every j is written, the count advances on a spike.
+    """
+    c = 0
+    for j in range(s.shape[2]):
+        lst[b, c] = j
+        c += s[b, k, j] != 0
+    return c
+
+
+# ============================================================================ forward
+@jit_noinline
+def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
+    """Send the spikes of state k (in ``s[b, sk]``) once to both of their targets.
+
+    ``acc[b] = sum over the spiking j (ascending) of s[b, sk, j] * w_spk[j]``: the
+    first N entries are the spike term of Eq. (2) for ``i[k + d]``, the last C the
+    spike term of Eq. (7) for ``i_out[k + r]``; each is parked in that (not yet
+    computed) state's slot, which its update then adds to. The rows are added in pairs,
+    ``acc += s_a w_a + s_b w_b`` (one load and store of ``acc`` per pair).
+    """
     K = i.shape[1] - 1
-    N = w_in.shape[1]
-    C = w_out.shape[1]
+    N = i.shape[2]
+    M = w_spk.shape[1]
+    to_rec = k + d <= K
+    to_out = 1 <= k + r_delay <= K
+    if not (to_rec or to_out):
+        return
+    for m in range(M):
+        acc[b, m] = 0
+    for q in range(0, n_spk - 1, 2):
+        ja, jb = lst[b, q], lst[b, q + 1]
+        sa, sb = s[b, sk, ja], s[b, sk, jb]
+        for m in range(M):
+            acc[b, m] += sa * w_spk[ja, m] + sb * w_spk[jb, m]
+    if n_spk % 2 == 1:
+        j = lst[b, n_spk - 1]
+        sj = s[b, sk, j]
+        for m in range(M):
+            acc[b, m] += sj * w_spk[j, m]
+    if to_rec:
+        for n in range(N):
+            i[b, k + d, n] = acc[b, n]
+    if to_out:
+        for c in range(M - N):
+            i_out[b, k + r_delay, c] = acc[b, N + c]
+
+
+@jit_noinline
+def _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
+                    i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
+    """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
+
+    ``i``, ``i_out``, ``v_out`` (B, K+1, .) receive every state. ``v`` and ``s`` are
+    (B, K+1, N) for a full trace, or rolling buffers (B, 2, N) and (B, 1, N) (state t
+    in row ``t % rows``) with ``ckpt[b, c] = v[c * seg]`` (B, K // seg + 1, N) for
+    BPTT. ``counts[b, 0]`` sums the spikes of states 0 .. K-1 (the regularisers, Eq.
+    (11)), ``counts[b, 1]`` those that drive a readout update (the "count" reduction).
+    ``lst`` (B, N), ``acc`` (B, N + C) are scratch; ``bad[b]`` counts non-finite
+    states of i, v, i_out, v_out.
+    """
+    K = i.shape[1] - 1
+    N = i.shape[2]
+    C = i_out.shape[2]
+    V = v.shape[1]
+    S1 = s.shape[1]
     mode = flags[F_SPIKE]
     reset = flags[F_RESET]
     new = flags[F_NEW] == 1
     d = flags[F_REC_DELAY]
     r_delay = flags[F_OUT_DELAY]
-    for t in range(K):
-        for n in range(N):  # Eq. (1)
-            s[b, t, n] = _spike(v[b, t, n] - hid[H_THRESHOLD, n], mode, scale)
-        for n in range(N):  # Eq. (2), leak
-            i[b, t + 1, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
-        base = b * K + t
-        for e in range(ev_ptr[base], ev_ptr[base + 1]):  # Eq. (2), input events
-            val = ev_val[e]
-            row = ev_idx[e]
+    th = hid[H_THRESHOLD]
+    # the initial state, and zero spike terms before the first delivered spikes
+    for k in range(min(d, K + 1)):
+        for n in range(N):
+            i[b, k, n] = 0
+    for k in range(min(max(r_delay, 1), K + 1)):
+        for c in range(C):
+            i_out[b, k, c] = 0
+    for c in range(C):
+        v_out[b, 0, c] = 0
+    for n in range(N):
+        v[b, 0, n] = 0
+        counts[b, 0, n] = 0
+        counts[b, 1, n] = 0
+    _fill_events(b, x, x_bits, ev_ptr, ev_idx, ev_val)
+    w_lo = max(0, 1 - r_delay)  # states that drive a readout update
+    w_hi = K - r_delay
+    bad_v = 0
+    for t in range(K + 1):
+        vt = t % V
+        st = t % S1
+        if ckpt.shape[1] > 0 and t % seg == 0:
             for n in range(N):
-                i[b, t + 1, n] += val * w_in[row, n]
-        k = t + 1 - d
-        if k >= 0:  # Eq. (2), recurrent spikes (zeros skipped)
-            for j in range(N):
-                sj = s[b, k, j]
-                if sj != 0:
-                    for n in range(N):
-                        i[b, t + 1, n] += sj * w_rec[j, n]
-        for n in range(N):  # Eq. (3)-(6)
-            drive = i[b, t + 1, n] if new else i[b, t, n]
-            r = s[b, t, n]
-            th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
-            pre = v[b, t, n]
-            if reset == RESET_SUB_DECAYED:
-                pre = pre - r * th_minus_reset
-            elif reset == RESET_TO_LEAK:
-                pre = pre - r * (pre - hid[H_V_RESET, n])
-            rest = hid[H_V_REST, n]
-            cand = hid[H_DECAY_MEM, n] * (pre - rest) + rest + hid[H_G, n] * drive
-            if reset == RESET_SUB:
-                cand = cand - r * th_minus_reset
-            if reset == RESET_TO_FULL:
-                cand = (1 - r) * cand + r * hid[H_V_RESET, n]
-            v[b, t + 1, n] = cand
-    for n in range(N):  # Eq. (1), last state
-        s[b, K, n] = _spike(v[b, K, n] - hid[H_THRESHOLD, n], mode, scale)
+                ckpt[b, t // seg, n] = v[b, vt, n]
+        # Eq. (1), the mode tested once per row so that the loop vectorises
+        if mode == SPIKE_GT:
+            for n in range(N):
+                s[b, st, n] = 1.0 if v[b, vt, n] - th[n] > 0 else 0.0
+        else:
+            for n in range(N):
+                s[b, st, n] = _spike(v[b, vt, n] - th[n], mode, scale)
+        if t < K:
+            for n in range(N):
+                counts[b, 0, n] += s[b, st, n]
+        if w_lo <= t <= w_hi:
+            for n in range(N):
+                counts[b, 1, n] += s[b, st, n]
+        n_spk = _spike_list(s, b, st, lst)
+        _deliver_spikes(b, t, st, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc)
+        if t == K:
+            break
+        # Eq. (2): the leak, then the input events (in pairs), then the parked spike term
+        for n in range(N):
+            acc[b, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
+        e0, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
+        for e in range(e0, e1 - 1, 2):
+            va, vb = ev_val[e], ev_val[e + 1]
+            ra, rb = ev_idx[e], ev_idx[e + 1]
+            for n in range(N):
+                acc[b, n] += va * w_in[ra, n] + vb * w_in[rb, n]
+        if (e1 - e0) % 2 == 1:
+            val = ev_val[e1 - 1]
+            row = ev_idx[e1 - 1]
+            for n in range(N):
+                acc[b, n] += val * w_in[row, n]
+        for n in range(N):
+            i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
+        # Eq. (3)-(6)
+        td = t + 1 if new else t
+        vt1 = (t + 1) % V
+        if reset == RESET_SUB:
+            for n in range(N):
+                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
+                                         RESET_SUB)
+                bad_v += v[b, vt1, n] * 0 != 0
+        else:
+            for n in range(N):
+                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
+                                         reset)
+                bad_v += v[b, vt1, n] * 0 != 0
     for t in range(K):
-        for c in range(C):  # Eq. (7), leak
-            i_out[b, t + 1, c] = out[O_DECAY_SYN, c] * i_out[b, t, c]
-        k = t + 1 - r_delay
-        if k >= 0:  # Eq. (7), spikes
-            for j in range(N):
-                sj = s[b, k, j]
-                if sj != 0:
-                    for c in range(C):
-                        i_out[b, t + 1, c] += sj * w_out[j, c]
+        for c in range(C):  # Eq. (7): the leak plus the parked spike term
+            i_out[b, t + 1, c] = out[O_DECAY_SYN, c] * i_out[b, t, c] + i_out[b, t + 1, c]
+        td = t + 1 if new else t
         for c in range(C):  # Eq. (8)
-            drive = i_out[b, t + 1, c] if new else i_out[b, t, c]
-            v_out[b, t + 1, c] = out[O_DECAY_MEM, c] * v_out[b, t, c] + out[O_G, c] * drive
+            v_out[b, t + 1, c] = (out[O_DECAY_MEM, c] * v_out[b, t, c]
+                                  + out[O_G, c] * i_out[b, td, c])
+    # states that overflowed (``v * 0 != 0`` for inf and NaN only)
+    bad_i = 0
+    bad_io = 0
+    bad_vo = 0
+    for t in range(K + 1):
+        for n in range(N):
+            bad_i += i[b, t, n] * 0 != 0
+        for c in range(C):
+            bad_io += i_out[b, t, c] * 0 != 0
+            bad_vo += v_out[b, t, c] * 0 != 0
+    bad[b, BAD_I] = bad_i
+    bad[b, BAD_V] = bad_v
+    bad[b, BAD_I_OUT] = bad_io
+    bad[b, BAD_V_OUT] = bad_vo
 
 
 @pjit
-def forward_kernel(ev_ptr, ev_idx, ev_val, w_in, w_rec, w_out, hid, out, flags, scale,
-                   i, v, s, i_out, v_out):
-    """Eq. (1)-(8) for every sample, in parallel over the batch."""
+def forward_kernel(x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
+                   seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
+    """Eq. (1)-(8) for every sample, in parallel over the batch (see ``_forward_sample``)."""
     for b in prange(i.shape[0]):
-        _forward_sample(b, ev_ptr, ev_idx, ev_val, w_in, w_rec, w_out, hid, out, flags,
-                        scale, i, v, s, i_out, v_out)
+        _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
+                        scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad)
 
 
 # ============================================================================ backward
-@jit
-def _backward_sample(b, w_rec, w_out, hid, out, flags, scale, i, v, s, i_out, v_out,
-                     g_logits, k_max, g_s, g_i, g_i_out, g_hid, g_out, g_v, g_v_next,
-                     g_vo):
-    """Eq. (B3)-(B11) for sample b.
+@jit_noinline
+def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s):
+    """Recompute v and s (Eq. (1), (3)-(6)) of the states of segment c of sample b.
 
-    Inputs: the states of the forward pass, ``g_logits`` (B, C) from Eq. (B1),
-    ``k_max`` (B, C) the argmax states of Eq. (9), ``g_s`` (B, K+1, N) holding the
-    regulariser adjoint of Eq. (B2). Outputs (this sample's slots): ``g_s``,
-    ``g_i`` (B, K+1, N), ``g_i_out`` (B, K+1, C), per-neuron gradients ``g_hid``
-    (B, 5, N) and per-unit ``g_out`` (B, 2, C). ``g_v``, ``g_v_next`` (B, N) and
-    ``g_vo`` (B, C) are scratch.
+    The states ``c*seg .. c*seg + seg - 1`` (at most K) go to rows 0, 1, ... of
+    ``seg_v``, ``seg_s``, from ``ckpt[b, c]``: the same arithmetic as the forward pass.
     """
     K = i.shape[1] - 1
-    N = w_rec.shape[0]
-    C = w_out.shape[1]
-    surr = flags[F_SURR]
+    N = i.shape[2]
+    mode = flags[F_SPIKE]
     reset = flags[F_RESET]
     new = flags[F_NEW] == 1
-    d = flags[F_REC_DELAY]
-    r_delay = flags[F_OUT_DELAY]
-    detach_r = flags[F_DETACH_R] == 1
-    detach_th = flags[F_DETACH_TH] == 1
+    t0 = c * seg
+    t1 = min(t0 + seg, K + 1)
+    for n in range(N):
+        seg_v[b, 0, n] = ckpt[b, c, n]
+    for t in range(t0, t1):
+        q = t - t0
+        if mode == SPIKE_GT:
+            for n in range(N):
+                seg_s[b, q, n] = 1.0 if seg_v[b, q, n] - hid[H_THRESHOLD, n] > 0 else 0.0
+        else:
+            for n in range(N):
+                seg_s[b, q, n] = _spike(seg_v[b, q, n] - hid[H_THRESHOLD, n], mode, scale)
+        if t + 1 < t1:
+            td = t + 1 if new else t
+            if reset == RESET_SUB:
+                for n in range(N):
+                    seg_v[b, q + 1, n] = _membrane(seg_v[b, q, n], seg_s[b, q, n],
+                                                   i[b, td, n], hid, n, RESET_SUB)
+            else:
+                for n in range(N):
+                    seg_v[b, q + 1, n] = _membrane(seg_v[b, q, n], seg_s[b, q, n],
+                                                   i[b, td, n], hid, n, reset)
+
+
+@jit_noinline
+def _readout_step(b, t, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, ring_o):
+    """(B3)-(B5): the readout update t backwards, for sample b.
+
+    On entry ``g_vo[b]`` is the complete adjoint of ``v_out[t + 1]``; on exit that of
+    ``v_out[t]``, and ``g_i_out[t + 1]`` (ring row ``(t + 1) % 2``) is complete.
+    """
+    K = i_out.shape[1] - 1
+    C = i_out.shape[2]
+    new = flags[F_NEW] == 1
     red = flags[F_REDUCTION]
     k0 = flags[F_WIN_START]
     inv_w = 1.0 / (K + 1 - k0)
-
-    # ------------------------------------------------ readout, Eq. (B3)-(B6)
-    for c in range(C):  # (B3): adjoint of v_out[K] from the reduction
-        g_vo[b, c] = 0.0
-        if red == RED_MAX and k_max[b, c] == K:
-            g_vo[b, c] = g_logits[b, c]
-        elif red == RED_MEAN:
-            g_vo[b, c] = g_logits[b, c] * inv_w
-        elif red == RED_LAST:
-            g_vo[b, c] = g_logits[b, c]
-    for t in range(K - 1, -1, -1):
-        if red == RED_COUNT:
-            for c in range(C):  # (B6')
-                g_i_out[b, t + 1, c] = g_logits[b, c]
-        else:
-            for c in range(C):
-                gv = g_vo[b, c]  # adjoint of v_out[t+1], complete
-                drive = i_out[b, t + 1, c] if new else i_out[b, t, c]
-                # (B4): Eq. (8) backwards
-                g_out[b, 1, c] += gv * (v_out[b, t, c] + out[O_DG, c] * drive)
-                if new:
-                    g_i_out[b, t + 1, c] += out[O_G, c] * gv
-                else:
-                    g_i_out[b, t, c] += out[O_G, c] * gv
-                # (B5): Eq. (7) backwards, leak
-                gi = g_i_out[b, t + 1, c]
-                g_out[b, 0, c] += gi * i_out[b, t, c]
-                g_i_out[b, t, c] += out[O_DECAY_SYN, c] * gi
-                # (B3) at state t: chain through the leak plus the reduction
-                gv_t = out[O_DECAY_MEM, c] * gv
-                if t >= k0:
-                    if red == RED_MAX and k_max[b, c] == t:
-                        gv_t += g_logits[b, c]
-                    elif red == RED_MEAN:
-                        gv_t += g_logits[b, c] * inv_w
-                g_vo[b, c] = gv_t
-        k = t + 1 - r_delay
-        if k >= 0:  # (B6): Eq. (7) backwards, spikes
-            for j in range(N):
-                acc = 0.0
-                for c in range(C):
-                    acc += w_out[j, c] * g_i_out[b, t + 1, c]
-                g_s[b, k, j] += acc
-
-    # ------------------------------------------------ hidden layer, Eq. (B7)-(B11)
-    for n in range(N):  # (B7) at state K
-        dsur = surrogate_scalar(surr, v[b, K, n] - hid[H_THRESHOLD, n], scale)
-        g_v_next[b, n] = dsur * g_s[b, K, n]
-        g_hid[b, 2, n] -= dsur * g_s[b, K, n]
-    for t in range(K - 1, -1, -1):
-        for n in range(N):
-            gv1 = g_v_next[b, n]  # adjoint of v[t+1], complete
-            r = s[b, t, n]
-            th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
-            drive = i[b, t + 1, n] if new else i[b, t, n]
-            pre = v[b, t, n]
-            if reset == RESET_SUB_DECAYED:
-                pre = pre - r * th_minus_reset
-            elif reset == RESET_TO_LEAK:
-                pre = pre - r * (pre - hid[H_V_RESET, n])
-            rest = hid[H_V_REST, n]
-            decay = hid[H_DECAY_MEM, n]
-            g_r = 0.0
-            # (B8): Eq. (6) backwards
-            if reset == RESET_TO_FULL:
-                cand = decay * (pre - rest) + rest + hid[H_G, n] * drive
-                g_cand = (1 - r) * gv1
-                g_r += (hid[H_V_RESET, n] - cand) * gv1
-                g_hid[b, 3, n] += r * gv1
-            else:
-                g_cand = gv1
-            # (B9): Eq. (5) backwards
-            g_hid[b, 1, n] += g_cand * (pre - rest + hid[H_DG, n] * drive)
-            g_hid[b, 4, n] += g_cand * (1 - decay)
-            if new:
-                g_i[b, t + 1, n] += hid[H_G, n] * g_cand
-            else:
-                g_i[b, t, n] += hid[H_G, n] * g_cand
-            g_pre = decay * g_cand
-            if reset == RESET_SUB:
-                g_r -= th_minus_reset * g_cand
-                g_hid[b, 3, n] += r * g_cand
-                if not detach_th:
-                    g_hid[b, 2, n] -= r * g_cand
-            # (B10): Eq. (4) backwards
-            if reset == RESET_SUB_DECAYED:
-                g_r -= th_minus_reset * g_pre
-                g_hid[b, 3, n] += r * g_pre
-                if not detach_th:
-                    g_hid[b, 2, n] -= r * g_pre
-                g_v[b, n] = g_pre
-            elif reset == RESET_TO_LEAK:
-                g_r -= (v[b, t, n] - hid[H_V_RESET, n]) * g_pre
-                g_hid[b, 3, n] += r * g_pre
-                g_v[b, n] = (1 - r) * g_pre
-            else:
-                g_v[b, n] = g_pre
-            if not detach_r:
-                g_s[b, t, n] += g_r
-            # (B11): Eq. (2) backwards, leak
-            gi = g_i[b, t + 1, n]
-            g_hid[b, 0, n] += gi * i[b, t, n]
-            g_i[b, t, n] += hid[H_DECAY_SYN, n] * gi
-        k = t + 1 - d
-        if k >= 0:  # (B11): Eq. (2) backwards, recurrent spikes
-            for j in range(N):
-                acc = 0.0
-                for n in range(N):
-                    acc += w_rec[j, n] * g_i[b, t + 1, n]
-                g_s[b, k, j] += acc
-        for n in range(N):  # (B7) at state t: every use of s[t] has sent its adjoint
-            dsur = surrogate_scalar(surr, v[b, t, n] - hid[H_THRESHOLD, n], scale)
-            g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, t, n]
-            g_hid[b, 2, n] -= dsur * g_s[b, t, n]
+    r1 = (t + 1) % 2
+    r0 = t % 2
+    if red == RED_COUNT:
+        for c in range(C):  # (B6')
+            ring_o[b, r1, c] = g_logits[b, c]
+        return
+    for c in range(C):  # g_i_out[t] receives its first term here
+        ring_o[b, r0, c] = 0
+    rd = r1 if new else r0  # the current that drove v_out[t+1]
+    td = t + 1 if new else t
+    for c in range(C):
+        gv = g_vo[b, c]  # adjoint of v_out[t+1], complete
+        # (B4): Eq. (8) backwards
+        g_out[b, 1, c] += gv * (v_out[b, t, c] + out[O_DG, c] * i_out[b, td, c])
+        ring_o[b, rd, c] += out[O_G, c] * gv
+        # (B5): Eq. (7) backwards, leak
+        gi = ring_o[b, r1, c]
+        g_out[b, 0, c] += gi * i_out[b, t, c]
+        ring_o[b, r0, c] += out[O_DECAY_SYN, c] * gi
+        # (B3) at state t: chain through the leak plus the reduction
+        gv_t = out[O_DECAY_MEM, c] * gv
+        if t >= k0:
+            if red == RED_MAX and k_max[b, c] == t:
+                gv_t += g_logits[b, c]
+            elif red == RED_MEAN:
+                gv_t += g_logits[b, c] * inv_w
+        g_vo[b, c] = gv_t
 
 
-@pjit
-def backward_kernel(w_rec, w_out, hid, out, flags, scale, i, v, s, i_out, v_out, g_logits,
-                    k_max, g_s, g_i, g_i_out, g_hid, g_out, g_v, g_v_next, g_vo):
-    """Eq. (B3)-(B11) for every sample, in parallel over the batch."""
-    for b in prange(i.shape[0]):
-        _backward_sample(b, w_rec, w_out, hid, out, flags, scale, i, v, s, i_out, v_out,
-                         g_logits, k_max, g_s, g_i, g_i_out, g_hid, g_out, g_v, g_v_next,
-                         g_vo)
+@jit_noinline
+def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_s,
+                 g_hid):
+    """(B8)-(B11) without the spike term: the hidden update t backwards, for sample b.
 
-
-# ============================================================ weight gradients, (B12)-(B13)
-@pjit
-def input_weight_grad(row_ptr, ev_b, ev_t, ev_val, g_i, g_w_in):
-    """(B12): ``g_w_in[m] = sum over events (b, t, m) of x * g_i[b, t+1]``.
-
-    The events are grouped by input row m (``row_ptr``), sorted by (b, t) within a
-    row, so each row is summed in a fixed order by one task.
+    ``g_v_next[b]`` is the complete adjoint of ``v[t + 1]``; ``seg_v[b, q]``,
+    ``seg_s[b, q]`` hold ``v[t]``, ``s[t]``. Leaves the adjoint of v[t] through
+    Eq. (4)-(5) in ``g_v[b]``, adds the reset's adjoint to ``g_s[b]`` (unless
+    detached), and completes ``g_i[t + 1]`` (ring row ``(t + 1) % (d + 1)``).
     """
-    N = g_w_in.shape[1]
-    for m in prange(g_w_in.shape[0]):
+    N = i.shape[2]
+    R = ring_i.shape[1]
+    reset = flags[F_RESET]
+    new = flags[F_NEW] == 1
+    detach_r = flags[F_DETACH_R] == 1
+    detach_th = flags[F_DETACH_TH] == 1
+    r1 = (t + 1) % R
+    r0 = t % R
+    for n in range(N):  # g_i[t] receives its first term in this step
+        ring_i[b, r0, n] = 0
+    td = t + 1 if new else t  # the current that drove v[t+1], Eq. (3)
+    rd = r1 if new else r0
+    if reset == RESET_SUB and detach_r:  # the paper's case, as short loops that vectorise
+        # (B8): g_cand = the adjoint of v[t+1]; (B9): Eq. (5) backwards
         for n in range(N):
-            g_w_in[m, n] = 0.0
-        for e in range(row_ptr[m], row_ptr[m + 1]):
-            b = ev_b[e]
-            t1 = ev_t[e] + 1
-            val = ev_val[e]
+            g_hid[b, 1, n] += g_v_next[b, n] * (seg_v[b, q, n] - hid[H_V_REST, n]
+                                                 + hid[H_DG, n] * i[b, td, n])
+        for n in range(N):
+            g_hid[b, 4, n] += g_v_next[b, n] * hid[H_LEAK, n]
+        for n in range(N):
+            ring_i[b, rd, n] += hid[H_G, n] * g_v_next[b, n]
+        for n in range(N):
+            g_hid[b, 3, n] += seg_s[b, q, n] * g_v_next[b, n]
+        if not detach_th:
             for n in range(N):
-                g_w_in[m, n] += val * g_i[b, t1, n]
+                g_hid[b, 2, n] -= seg_s[b, q, n] * g_v_next[b, n]
+        for n in range(N):  # (B10): Eq. (4) backwards
+            g_v[b, n] = hid[H_DECAY_MEM, n] * g_v_next[b, n]
+        for n in range(N):  # (B11): Eq. (2) backwards, leak
+            g_hid[b, 0, n] += ring_i[b, r1, n] * i[b, t, n]
+        for n in range(N):
+            ring_i[b, r0, n] += hid[H_DECAY_SYN, n] * ring_i[b, r1, n]
+        return
+    for n in range(N):
+        gv1 = g_v_next[b, n]  # adjoint of v[t+1], complete
+        r = seg_s[b, q, n]
+        v_t = seg_v[b, q, n]
+        th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
+        drive = i[b, td, n]
+        pre = v_t
+        if reset == RESET_SUB_DECAYED:
+            pre = pre - r * th_minus_reset
+        elif reset == RESET_TO_LEAK:
+            pre = pre - r * (pre - hid[H_V_RESET, n])
+        rest = hid[H_V_REST, n]
+        decay = hid[H_DECAY_MEM, n]
+        g_r = 0.0
+        # (B8): Eq. (6) backwards
+        if reset == RESET_TO_FULL:
+            cand = decay * (pre - rest) + rest + hid[H_G, n] * drive
+            g_cand = (1 - r) * gv1
+            g_r += (hid[H_V_RESET, n] - cand) * gv1
+            g_hid[b, 3, n] += r * gv1
+        else:
+            g_cand = gv1
+        # (B9): Eq. (5) backwards
+        g_hid[b, 1, n] += g_cand * (pre - rest + hid[H_DG, n] * drive)
+        g_hid[b, 4, n] += g_cand * hid[H_LEAK, n]
+        ring_i[b, rd, n] += hid[H_G, n] * g_cand
+        g_pre = decay * g_cand
+        if reset == RESET_SUB:
+            g_r -= th_minus_reset * g_cand
+            g_hid[b, 3, n] += r * g_cand
+            if not detach_th:
+                g_hid[b, 2, n] -= r * g_cand
+        # (B10): Eq. (4) backwards
+        if reset == RESET_SUB_DECAYED:
+            g_r -= th_minus_reset * g_pre
+            g_hid[b, 3, n] += r * g_pre
+            if not detach_th:
+                g_hid[b, 2, n] -= r * g_pre
+            g_v[b, n] = g_pre
+        elif reset == RESET_TO_LEAK:
+            g_r -= (v_t - hid[H_V_RESET, n]) * g_pre
+            g_hid[b, 3, n] += r * g_pre
+            g_v[b, n] = (1 - r) * g_pre
+        else:
+            g_v[b, n] = g_pre
+        if not detach_r:
+            g_s[b, n] += g_r
+        # (B11): Eq. (2) backwards, leak
+        gi = ring_i[b, r1, n]
+        g_hid[b, 0, n] += gi * i[b, t, n]
+        ring_i[b, r0, n] += hid[H_DECAY_SYN, n] * gi
+
+
+@jit_noinline
+def _matvec_quad(w_t, x, b, y):
+    """``y[b + a, j] += sum_m w_t[m, j] * x[b + a, m]`` for the four samples a = 0..3.
+
+    The sum over m runs in pairs, ``y += w_t[m] x[m] + w_t[m+1] x[m+1]`` for m = 0, 2,
+    4, ... (then a last single row if the count is odd): the order of ``_matvec_one``,
+    so a sample gets the same bits in a quad or alone. The four samples share each load
+    of ``w_t``, and each pair of rows costs one load and store of ``y``. Pairs whose
+    eight factors are all zero add nothing and are skipped.
+    """
+    M, J = w_t.shape
+    for m in range(0, M - 1, 2):
+        a0, a1 = x[b, m], x[b, m + 1]
+        b0, b1 = x[b + 1, m], x[b + 1, m + 1]
+        c0, c1 = x[b + 2, m], x[b + 2, m + 1]
+        d0, d1 = x[b + 3, m], x[b + 3, m + 1]
+        if (a0 == 0 and a1 == 0 and b0 == 0 and b1 == 0 and c0 == 0 and c1 == 0
+                and d0 == 0 and d1 == 0):
+            continue
+        for j in range(J):
+            w0 = w_t[m, j]
+            w1 = w_t[m + 1, j]
+            y[b, j] += w0 * a0 + w1 * a1
+            y[b + 1, j] += w0 * b0 + w1 * b1
+            y[b + 2, j] += w0 * c0 + w1 * c1
+            y[b + 3, j] += w0 * d0 + w1 * d1
+    if M % 2 == 1:
+        for a in range(4):
+            _matvec_last(w_t, x, b + a, y)
+
+
+@jit_noinline
+def _matvec_one(w_t, x, b, y):
+    """``_matvec_quad`` for the single sample b, in the same order."""
+    M, J = w_t.shape
+    for m in range(0, M - 1, 2):
+        a0, a1 = x[b, m], x[b, m + 1]
+        if a0 == 0 and a1 == 0:
+            continue
+        for j in range(J):
+            y[b, j] += w_t[m, j] * a0 + w_t[m + 1, j] * a1
+    if M % 2 == 1:
+        _matvec_last(w_t, x, b, y)
+
+
+@jit_noinline
+def _matvec_last(w_t, x, b, y):
+    m = w_t.shape[0] - 1
+    a0 = x[b, m]
+    if a0 != 0:
+        for j in range(w_t.shape[1]):
+            y[b, j] += w_t[m, j] * a0
+
+
+@jit_noinline
+def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx,
+                    ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
+                    g_w_in, g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
+                    g_vo, lst):
+    """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
+
+    Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
+    gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, N + C). Scratch:
+    ``ring_i`` (B, d + 1, N), ``ring_o`` (B, 2, C), ``seg_v``, ``seg_s`` (B, seg, N),
+    ``g_spk`` (B, N + C), ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t]
+    through Eq. (4)-(5), of v[t + 1], and of s[t]), ``g_vo`` (B, C), ``lst`` (B, N).
+    """
+    K = i.shape[1] - 1
+    N = i.shape[2]
+    C = i_out.shape[2]
+    M = N + C
+    surr = flags[F_SURR]
+    d = flags[F_REC_DELAY]
+    r_delay = flags[F_OUT_DELAY]
+    red = flags[F_REDUCTION]
+    k0 = flags[F_WIN_START]
+    inv_w = 1.0 / (K + 1 - k0)
+    R = ring_i.shape[1]
+    for m in range(g_w_in.shape[1]):
+        for n in range(N):
+            g_w_in[grp, m, n] = 0
+    for j in range(N):
+        for m in range(M):
+            g_w_spk[grp, j, m] = 0
+    for b in range(b0, b1):
+        for n in range(N):
+            g_v[b, n] = 0
+            ring_i[b, K % R, n] = 0
+        for c in range(C):
+            ring_o[b, K % 2, c] = 0
+            g_vo[b, c] = 0  # (B3): adjoint of v_out[K] from the reduction
+            if red == RED_MAX and k_max[b, c] == K:
+                g_vo[b, c] = g_logits[b, c]
+            elif red == RED_MEAN:
+                g_vo[b, c] = g_logits[b, c] * inv_w
+            elif red == RED_LAST:
+                g_vo[b, c] = g_logits[b, c]
+    ro = K - 1  # the next readout update to run backwards
+    seg_c = -1
+    for t in range(K, -1, -1):
+        c = t // seg
+        if c != seg_c:  # v and s of this segment's states
+            for b in range(b0, b1):
+                _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s)
+            seg_c = c
+        q = t - c * seg
+        # (B3)-(B5) just in time: g_i_out[t + r] is complete after update t + r - 1
+        while ro >= 0 and ro >= t + r_delay - 1:
+            for b in range(b0, b1):
+                _readout_step(b, ro, out, flags, i_out, v_out, g_logits, k_max, g_out,
+                              g_vo, ring_o)
+            ro -= 1
+        for b in range(b0, b1):  # g_s[t], seeded by the regularisers (B2)
+            for n in range(N):
+                g_s[b, n] = g_seed[b, n] if t < K else 0
+        if t < K:
+            for b in range(b0, b1):
+                _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next,
+                             g_s, g_hid)
+                # (B12): the input events of step t drove i[t + 1]
+                r1 = (t + 1) % R
+                base = b * K + t
+                for e in range(ev_ptr[base], ev_ptr[base + 1]):
+                    val = ev_val[e]
+                    row = ev_idx[e]
+                    for n in range(N):
+                        g_w_in[grp, row, n] += val * ring_i[b, r1, n]
+        # the adjoint the spikes of state t see: g_spk = [g_i[t + d] | g_i_out[t + r]]
+        rec = t + d <= K
+        ro_ok = 1 <= t + r_delay <= K
+        for b in range(b0, b1):
+            for n in range(N):
+                g_spk[b, n] = ring_i[b, (t + d) % R, n] if rec else 0
+            for cc in range(C):
+                g_spk[b, N + cc] = ring_o[b, (t + r_delay) % 2, cc] if ro_ok else 0
+        if rec or ro_ok:
+            # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
+            b = b0
+            while b + 4 <= b1:
+                _matvec_quad(w_spk_t, g_spk, b, g_s)
+                b += 4
+            while b < b1:
+                _matvec_one(w_spk_t, g_spk, b, g_s)
+                b += 1
+            # (B13): dL/dw_spk[j] += s[b, t, j] g_spk[b] for the samples b in which j
+            # spikes, ascending, added in pairs (one load and store of the row per pair)
+            for j in range(N):
+                n_b = 0
+                for b in range(b0, b1):  # branch-free list of those samples
+                    lst[b0, n_b] = b
+                    n_b += seg_s[b, q, j] != 0
+                for p in range(0, n_b - 1, 2):
+                    ba, bb = lst[b0, p], lst[b0, p + 1]
+                    sa, sb = seg_s[ba, q, j], seg_s[bb, q, j]
+                    for m in range(M):
+                        g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
+                if n_b % 2 == 1:
+                    ba = lst[b0, n_b - 1]
+                    sa = seg_s[ba, q, j]
+                    for m in range(M):
+                        g_w_spk[grp, j, m] += sa * g_spk[ba, m]
+        # (B7) at state t: every use of s[t] has sent its adjoint
+        for b in range(b0, b1):
+            if surr == SURR_FAST_SIGMOID:  # the surrogate known here: the loop vectorises
+                for n in range(N):
+                    dsur = surrogate_scalar(SURR_FAST_SIGMOID,
+                                            seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
+                    g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
+                    g_hid[b, 2, n] -= dsur * g_s[b, n]
+            else:
+                for n in range(N):
+                    dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
+                    g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
+                    g_hid[b, 2, n] -= dsur * g_s[b, n]
 
 
 @pjit
-def spike_weight_grad(s, delay, g_cur, g_w):
-    """(B13): ``g_w[j] = sum over (b, t) of s[b, t+1-delay, j] * g_cur[b, t+1]``.
+def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
+                    i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
+                    g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
+                    lst):
+    """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
-    For the recurrent weights (``g_cur = g_i``, delay d) and the readout weights
-    (``g_cur = g_i_out``, delay r). One task per row j; zero spikes skipped.
+    See ``_backward_group``.
     """
-    B = s.shape[0]
-    K = s.shape[1] - 1
-    M = g_w.shape[1]
-    for j in prange(g_w.shape[0]):
-        for m in range(M):
-            g_w[j, m] = 0.0
-        for b in range(B):
-            for t in range(K):
-                k = t + 1 - delay
-                if k < 0:
-                    continue
-                sj = s[b, k, j]
-                if sj != 0:
-                    for m in range(M):
-                        g_w[j, m] += sj * g_cur[b, t + 1, m]
+    B = i.shape[0]
+    for grp in prange((B + GROUP - 1) // GROUP):
+        b0 = grp * GROUP
+        _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, hid, out, flags, scale, seg,
+                        ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
+                        g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, ring_o, seg_v,
+                        seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst)

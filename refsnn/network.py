@@ -67,7 +67,12 @@ def _check_conventions(conventions) -> Conventions:
     return conventions
 
 
-def _check_x(params: Params, x, conv: Conventions) -> np.ndarray:
+def _check_x(params: Params, x, conv: Conventions):
+    """Check the input; return it C-contiguous, with its nonzero entries per step.
+
+    The count per (sample, step) comes from ``refsnn.kernels.scan_input``, which also
+    finds non-finite values; ``_run_forward`` uses it.
+    """
     if not isinstance(x, np.ndarray):
         raise ValueError(f"x must be a numpy array (batch, time, n_in), got {type(x).__name__}")
     if x.ndim != 3:
@@ -90,13 +95,16 @@ def _check_x(params: Params, x, conv: Conventions) -> np.ndarray:
             f"x has {T} time steps (shape {x.shape}); at least {min_t} needed with "
             f"skip_last_input={conv.skip_last_input}"
         )
-    if not np.all(np.isfinite(x)):
+    x = np.ascontiguousarray(x)
+    K = T - 1 if conv.skip_last_input else T
+    counts = np.empty(B * K, np.int64)
+    if kn.scan_input(x, K, counts) > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"x contains a non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
             "; inputs must be finite"
         )
-    return np.ascontiguousarray(x)
+    return x, counts
 
 
 def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
@@ -141,7 +149,8 @@ def input_scale(decay: np.ndarray, conv: Conventions):
 def _pack(p: Params, conv: Conventions, K: int):
     g, dg = input_scale(p.decay_mem, conv)
     hid = np.ascontiguousarray(
-        np.stack([p.decay_syn, p.decay_mem, p.threshold, p.v_reset, p.v_rest, g, dg])
+        np.stack([p.decay_syn, p.decay_mem, p.threshold, p.v_reset, p.v_rest, g, dg,
+                  1 - p.decay_mem])
     )
     g_o, dg_o = input_scale(p.decay_mem_out, conv)
     out = np.ascontiguousarray(np.stack([p.decay_syn_out, p.decay_mem_out, g_o, dg_o]))
@@ -162,39 +171,55 @@ def _pack(p: Params, conv: Conventions, K: int):
     return hid, out, flags
 
 
-def _events(x: np.ndarray, K: int):
-    """The nonzero inputs of steps 0 .. K-1 as events in (sample, step, input) order."""
-    b, t, m = np.nonzero(x[:, :K])
-    val = x[b, t, m]
-    keys = b * K + t
-    ptr = np.searchsorted(keys, np.arange(x.shape[0] * K + 1)).astype(np.int64)
-    return ptr, b.astype(np.int64), t.astype(np.int64), m.astype(np.int64), val
+def _segment(K: int) -> int:
+    """Return the states per checkpoint of the hidden membrane kept for BPTT.
+
+    About sqrt(K/2), which minimises checkpoints plus recomputation buffers.
+    """
+    return max(4, int(np.sqrt((K + 1) / 2)))
 
 
-def _run_forward(p: Params, x: np.ndarray, conv: Conventions):
+def _run_forward(p: Params, x: np.ndarray, counts: np.ndarray, conv: Conventions,
+                 trace: bool = True):
+    """Eq. (1)-(9) on the checked input ``x`` with its ``counts`` from ``_check_x``.
+
+    ``trace``: keep v and s of every state (for ``forward``); else keep what BPTT needs:
+    every current, the readout membrane and a checkpoint of v every ``_segment(K)``
+    states (see ``refsnn.kernels``). The input becomes events (``ptr``, ``ev_idx``,
+    ``ev_val``: the layout of ``refsnn.kernels``), written by the forward kernel.
+    """
     B, T, _ = x.shape
     K = T - 1 if conv.skip_last_input else T
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     hid, out, flags = _pack(p, conv, K)
-    ptr, ev_b, ev_t, ev_m, ev_val = _events(x, K)
+    ptr = np.zeros(B * K + 1, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    ev_idx = np.empty(ptr[-1], np.int32)
+    ev_val = np.empty(ptr[-1], dt)
+    seg = _segment(K)
     st = {
-        "i": np.zeros((B, K + 1, N), dt),
-        "v": np.zeros((B, K + 1, N), dt),
-        "s": np.zeros((B, K + 1, N), dt),
-        "i_out": np.zeros((B, K + 1, C), dt),
-        "v_out": np.zeros((B, K + 1, C), dt),
+        "i": np.empty((B, K + 1, N), dt),
+        "v": np.empty((B, K + 1 if trace else 2, N), dt),
+        "s": np.empty((B, K + 1 if trace else 1, N), dt),
+        "i_out": np.empty((B, K + 1, C), dt),
+        "v_out": np.empty((B, K + 1, C), dt),
+        "ckpt": np.empty((B, 0 if trace else K // seg + 1, N), dt),
+        "counts": np.empty((B, 2, N), dt),
     }
+    w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
+    bad = np.empty((B, 4), np.int64)
     kn.forward_kernel(
-        ptr, ev_m, ev_val, np.ascontiguousarray(p.w_in), np.ascontiguousarray(p.w_rec),
-        np.ascontiguousarray(p.w_out), hid, out, flags, float(conv.surrogate_scale),
-        st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
+        x, x.view(np.int32 if dt == np.float32 else np.int64), ptr, ev_idx, ev_val,
+        np.ascontiguousarray(p.w_in), w_spk, hid, out, flags, float(conv.surrogate_scale), seg,
+        st["i"], st["v"], st["s"], st["i_out"], st["v_out"], st["ckpt"], st["counts"],
+        np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
     )
-    for name in ("i", "v", "i_out", "v_out"):
-        if not np.all(np.isfinite(st[name])):
+    for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
+        if n_bad:
             raise FloatingPointError(
-                f"the network's states overflowed ({name} is not finite). Reduce the weights or "
-                "the input rate, or use float64 parameters"
+                f"the network's states overflowed ({name} is not finite). Reduce the "
+                "weights or the input rate, or use float64 parameters"
             )
     with np.errstate(over="raise", invalid="raise"):
         try:
@@ -204,7 +229,8 @@ def _run_forward(p: Params, x: np.ndarray, conv: Conventions):
                 "the network's readout overflowed. Reduce the weights or the input rate, or "
                 "use float64 parameters"
             ) from None
-    st.update(K=K, hid=hid, out=out, flags=flags, events=(ptr, ev_b, ev_t, ev_m, ev_val))
+    st.update(K=K, seg=seg, hid=hid, out=out, flags=flags, w_spk=w_spk,
+              events=(ptr, ev_idx, ev_val))
     return st
 
 
@@ -218,10 +244,10 @@ def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
         return v_out[:, k0:].mean(axis=1)
     if conv.reduction == "last":
         return v_out[:, K].copy()
-    # "count": sum over updates of the spikes driving the readout, through w_out
-    r = conv.readout_delay
-    counts = st["s"][:, max(0, 1 - r) : K + 1 - r].sum(axis=1)
-    return counts @ p.w_out
+    # "count": sum over updates of the spikes driving the readout, through w_out (summed
+    # over the neurons in order, so that a sample's logits do not depend on its place in
+    # the batch, as a BLAS product's may)
+    return (st["counts"][:, 1, :, None] * p.w_out).sum(axis=1)
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray):
@@ -235,22 +261,26 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray):
     return value, grad / B
 
 
-def _regularisers(s: np.ndarray, K: int, T: int, conv: Conventions):
-    """Eq. (11) and (B2): the spike-count regularisers and their adjoint on the spikes."""
-    B, _, N = s.shape
+def _regularisers(count: np.ndarray, T: int, conv: Conventions):
+    """Eq. (11) and (B2): the spike-count regularisers and their adjoint on the spikes.
+
+    ``count`` (B, N) sums the spikes of states 0 .. K-1. Returns the value and the
+    adjoint ``g_s[b, k, n]`` they give each of those states (the same for every k), as
+    an array (B, N).
+    """
+    B, N = count.shape
     value = 0.0
-    g_s = np.zeros_like(s)
+    g_s = np.zeros_like(count)
     if conv.reg_rate_strength == 0 and conv.reg_pop_strength == 0:
         return value, g_s
-    count = s[:, :K].sum(axis=1)
     if conv.reg_rate_strength > 0:
         excess = np.maximum(count / T - conv.reg_rate_target, 0)
         value += conv.reg_rate_strength / (B + N) * float(np.sum(excess**2))
-        g_s[:, :K] += (conv.reg_rate_strength / (B + N) * 2 * excess / T)[:, None, :]
+        g_s += conv.reg_rate_strength / (B + N) * 2 * excess / T
     if conv.reg_pop_strength > 0:
         excess = np.maximum(count.sum(axis=1) / N - conv.reg_pop_target, 0)
         value += conv.reg_pop_strength / B * float(np.sum(excess**2))
-        g_s[:, :K] += (conv.reg_pop_strength / B * 2 * excess / N)[:, None, None]
+        g_s += (conv.reg_pop_strength / B * 2 * excess / N)[:, None]
     return value, g_s
 
 
@@ -281,8 +311,8 @@ def forward(params: Params, x: np.ndarray, conventions: Conventions | str | None
     """
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x = _check_x(p, x, conv)
-    st = _run_forward(p, x, conv)
+    x, counts = _check_x(p, x, conv)
+    st = _run_forward(p, x, counts, conv)
     k0 = 0 if conv.record_initial_state else 1
     return Trace(
         i_syn=st["i"][:, k0:], v=st["v"][:, k0:], spikes=st["s"][:, k0:],
@@ -295,11 +325,11 @@ def loss(params: Params, x: np.ndarray, labels, conventions=None) -> float:
     """Eq. (10)-(11): the loss of a forward pass alone (no gradient)."""
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x = _check_x(p, x, conv)
+    x, counts = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
-    st = _run_forward(p, x, conv)
+    st = _run_forward(p, x, counts, conv, trace=False)
     ce, _ = cross_entropy(st["logits"], y)
-    reg, _ = _regularisers(st["s"], st["K"], x.shape[1], conv)
+    reg, _ = _regularisers(st["counts"][:, 0], x.shape[1], conv)
     return _finite_loss(ce + reg)
 
 
@@ -336,40 +366,44 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     """
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x = _check_x(p, x, conv)
+    x, counts = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
-    st = _run_forward(p, x, conv)
+    st = _run_forward(p, x, counts, conv, trace=False)
     B, T, _ = x.shape
-    K = st["K"]
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     with np.errstate(over="raise", invalid="raise"):
         ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
-    reg, g_s = _regularisers(st["s"], K, T, conv)  # (B2)
+    reg, g_seed = _regularisers(st["counts"][:, 0], T, conv)  # (B2)
     value = _finite_loss(ce + reg)
     k0 = 0 if conv.record_initial_state else 1
     k_max = (k0 + st["v_out"][:, k0:].argmax(axis=1)).astype(np.int64)  # (B3)
     g_logits = g_logits.astype(dt)
-    g_s = g_s.astype(dt)
-    g_i = np.zeros((B, K + 1, N), dt)
-    g_i_out = np.zeros((B, K + 1, C), dt)
+    g_seed = g_seed.astype(dt)
+    seg = st["seg"]
+    n_tasks = -(-B // kn.GROUP)
     g_hid = np.zeros((B, 5, N), dt)
     g_out = np.zeros((B, 2, C), dt)
+    g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
+    g_w_spk_tasks = np.empty((n_tasks, N, N + C), dt)
+    ptr, ev_idx, ev_val = st["events"]
     kn.backward_kernel(
-        np.ascontiguousarray(p.w_rec), np.ascontiguousarray(p.w_out), st["hid"], st["out"],
-        st["flags"], float(conv.surrogate_scale), st["i"], st["v"], st["s"], st["i_out"],
-        st["v_out"], g_logits, k_max, g_s, g_i, g_i_out, g_hid, g_out,
-        np.zeros((B, N), dt), np.zeros((B, N), dt), np.zeros((B, C), dt),
+        np.ascontiguousarray(st["w_spk"].T), st["hid"], st["out"], st["flags"],
+        float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
+        st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
+        g_w_spk_tasks,
+        np.empty((B, conv.recurrent_delay + 1, N), dt), np.empty((B, 2, C), dt),
+        np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N + C), dt),
+        np.empty((B, N), dt), np.empty((B, N), dt), np.empty((B, N), dt),
+        np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64),
     )
-    ptr, ev_b, ev_t, ev_m, ev_val = st["events"]
-    order = np.argsort(ev_m, kind="stable")  # events by input row, (b, t) order kept
-    row_ptr = np.searchsorted(ev_m[order], np.arange(p.n_in + 1)).astype(np.int64)
-    g_w_in = np.empty_like(p.w_in)
-    kn.input_weight_grad(row_ptr, ev_b[order], ev_t[order], ev_val[order], g_i, g_w_in)  # (B12)
-    g_w_rec = np.empty_like(p.w_rec)
-    kn.spike_weight_grad(st["s"], conv.recurrent_delay, g_i, g_w_rec)  # (B13)
-    g_w_out = np.empty_like(p.w_out)
-    kn.spike_weight_grad(st["s"], conv.readout_delay, g_i_out, g_w_out)  # (B13)
+    # the weight gradients of the tasks, (B12)-(B13), added in task order
+    g_w_in, g_w_spk = g_w_in_tasks[0].copy(), g_w_spk_tasks[0].copy()
+    for task in range(1, n_tasks):
+        g_w_in += g_w_in_tasks[task]
+        g_w_spk += g_w_spk_tasks[task]
+    g_w_rec = np.ascontiguousarray(g_w_spk[:, :N])
+    g_w_out = np.ascontiguousarray(g_w_spk[:, N:])
     # per-neuron gradients: summed over the batch in a fixed order
     g_hid_sum = g_hid.sum(axis=0)
     g_out_sum = g_out.sum(axis=0)
