@@ -15,14 +15,16 @@ written first (``_fill_events``); then at each state k, Eq. (1) gives the spikes
 the spikes are delivered once, event by event, to both of their targets
 (``_deliver_spikes``): each spiking neuron adds its row of ``w_spk = [w_rec | w_out]``
 to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r]``
-(Eq. (7)); the input events add their rows of ``w_in`` (Eq. (2)). Rows are added two
-at a time, ``acc += a w_a + b w_b``, which halves the loads and stores of ``acc``.
+(Eq. (7)); the input events add their rows of ``w_in`` (Eq. (2)). Rows are added four
+at a time, ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts
+the loads and stores of ``acc`` by four.
 
 For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
 membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
 states (``ckpt``): the backward pass recomputes ``v`` and the spikes one segment at a
 time from Eq. (1), (3)-(6), which is elementwise, cheap and bitwise identical (same
-code). That halves the memory of the call.
+code). BPTT so keeps one number per neuron and state, where keeping v, s and the
+adjoints of s and i would take five.
 
 Backward, per task of ``GROUP`` consecutive samples in lockstep (a ``prange`` over the
 tasks; the tasks depend on the batch size only, never on the thread count): one
@@ -195,8 +197,9 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
     ``acc[b] = sum over the spiking j (ascending) of s[b, sk, j] * w_spk[j]``: the
     first N entries are the spike term of Eq. (2) for ``i[k + d]``, the last C the
     spike term of Eq. (7) for ``i_out[k + r]``; each is parked in that (not yet
-    computed) state's slot, which its update then adds to. The rows are added in pairs,
-    ``acc += s_a w_a + s_b w_b`` (one load and store of ``acc`` per pair).
+    computed) state's slot, which its update then adds to. The rows are added four at a
+    time, ``acc += (s_a w_a + s_b w_b) + (s_c w_c + s_d w_d)`` (one load and store of
+    ``acc`` per four rows), the last ``n_spk % 4`` one by one.
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -207,16 +210,20 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
         return
     for m in range(M):
         acc[b, m] = 0
-    for q in range(0, n_spk - 1, 2):
-        ja, jb = lst[b, q], lst[b, q + 1]
-        sa, sb = s[b, sk, ja], s[b, sk, jb]
+    q = 0
+    while q + 4 <= n_spk:
+        ja, jb, jc, jd = lst[b, q], lst[b, q + 1], lst[b, q + 2], lst[b, q + 3]
+        sa, sb, sc, sd = s[b, sk, ja], s[b, sk, jb], s[b, sk, jc], s[b, sk, jd]
         for m in range(M):
-            acc[b, m] += sa * w_spk[ja, m] + sb * w_spk[jb, m]
-    if n_spk % 2 == 1:
-        j = lst[b, n_spk - 1]
+            acc[b, m] += ((sa * w_spk[ja, m] + sb * w_spk[jb, m])
+                          + (sc * w_spk[jc, m] + sd * w_spk[jd, m]))
+        q += 4
+    while q < n_spk:
+        j = lst[b, q]
         sj = s[b, sk, j]
         for m in range(M):
             acc[b, m] += sj * w_spk[j, m]
+        q += 1
     if to_rec:
         for n in range(N):
             i[b, k + d, n] = acc[b, n]
@@ -289,20 +296,23 @@ def _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
         _deliver_spikes(b, t, st, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc)
         if t == K:
             break
-        # Eq. (2): the leak, then the input events (in pairs), then the parked spike term
+        # Eq. (2): the leak, the input events (four at a time), the parked spike term
         for n in range(N):
             acc[b, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
-        e0, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
-        for e in range(e0, e1 - 1, 2):
-            va, vb = ev_val[e], ev_val[e + 1]
-            ra, rb = ev_idx[e], ev_idx[e + 1]
+        e, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
+        while e + 4 <= e1:
+            va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
+            ra, rb, rc, rd = ev_idx[e], ev_idx[e + 1], ev_idx[e + 2], ev_idx[e + 3]
             for n in range(N):
-                acc[b, n] += va * w_in[ra, n] + vb * w_in[rb, n]
-        if (e1 - e0) % 2 == 1:
-            val = ev_val[e1 - 1]
-            row = ev_idx[e1 - 1]
+                acc[b, n] += ((va * w_in[ra, n] + vb * w_in[rb, n])
+                              + (vc * w_in[rc, n] + vd * w_in[rd, n]))
+            e += 4
+        while e < e1:
+            val = ev_val[e]
+            row = ev_idx[e]
             for n in range(N):
                 acc[b, n] += val * w_in[row, n]
+            e += 1
         for n in range(N):
             i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
         # Eq. (3)-(6)
@@ -580,17 +590,67 @@ def _matvec_last(w_t, x, b, y):
 
 
 @jit_noinline
+def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_in, w_cnt,
+                       w_ev, w_at):
+    """(B12) for the updates t0 .. t1-1 of samples b0 .. b1-1: ``dL/dw_in[m] += x g_i[t+1]``.
+
+    The window's events are sorted by input row m (a counting sort into ``w_ev``, with
+    ``w_at`` = b * R + ring row of g_i[t + 1]; ``w_cnt`` (n_in + 1) is scratch), so that
+    each row of ``g_w_in[grp]`` is visited once per window, two events at a time when
+    they share it, instead of at random once per event.
+    """
+    K = (ev_ptr.shape[0] - 1) // ring_i.shape[0]
+    n_in = g_w_in.shape[1]
+    N = g_w_in.shape[2]
+    R = ring_i.shape[1]
+    for m in range(n_in + 1):
+        w_cnt[grp, m] = 0
+    for b in range(b0, b1):
+        for e in range(ev_ptr[b * K + t0], ev_ptr[b * K + t1]):
+            w_cnt[grp, ev_idx[e] + 1] += 1
+    for m in range(n_in):
+        w_cnt[grp, m + 1] += w_cnt[grp, m]
+    total = w_cnt[grp, n_in]
+    for b in range(b0, b1):
+        for t in range(t0, t1):
+            for e in range(ev_ptr[b * K + t], ev_ptr[b * K + t + 1]):
+                m = ev_idx[e]
+                w_ev[grp, w_cnt[grp, m]] = e
+                w_at[grp, w_cnt[grp, m]] = b * R + (t + 1) % R
+                w_cnt[grp, m] += 1
+    p = 0
+    while p < total:
+        ea = w_ev[grp, p]
+        m = ev_idx[ea]
+        ba, ra = w_at[grp, p] // R, w_at[grp, p] % R
+        va = ev_val[ea]
+        if p + 1 < total and ev_idx[w_ev[grp, p + 1]] == m:
+            eb = w_ev[grp, p + 1]
+            bb, rb = w_at[grp, p + 1] // R, w_at[grp, p + 1] % R
+            vb = ev_val[eb]
+            for n in range(N):
+                g_w_in[grp, m, n] += va * ring_i[ba, ra, n] + vb * ring_i[bb, rb, n]
+            p += 2
+        else:
+            for n in range(N):
+                g_w_in[grp, m, n] += va * ring_i[ba, ra, n]
+            p += 1
+
+
+@jit_noinline
 def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
-                    g_vo, lst):
+                    g_vo, lst, w_cnt, w_ev, w_at):
     """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
 
     Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
     gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, N + C). Scratch:
-    ``ring_i`` (B, d + 1, N), ``ring_o`` (B, 2, C), ``seg_v``, ``seg_s`` (B, seg, N),
-    ``g_spk`` (B, N + C), ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t]
-    through Eq. (4)-(5), of v[t + 1], and of s[t]), ``g_vo`` (B, C), ``lst`` (B, N).
+    ``ring_i`` (B, win + d + 1, N) (g_i of a window of ``win`` states and the d above),
+    ``ring_o`` (B, 2, C), ``seg_v``, ``seg_s`` (B, seg, N), ``g_spk`` (B, N + C),
+    ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t] through Eq. (4)-(5), of
+    v[t + 1], and of s[t]), ``g_vo`` (B, C), ``lst`` (B, max(N, GROUP)); ``w_cnt``,
+    ``w_ev``, ``w_at`` per task for ``_input_weight_grad``.
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -603,6 +663,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
     k0 = flags[F_WIN_START]
     inv_w = 1.0 / (K + 1 - k0)
     R = ring_i.shape[1]
+    win = R - d - 1  # updates per window of (B12)
     for m in range(g_w_in.shape[1]):
         for n in range(N):
             g_w_in[grp, m, n] = 0
@@ -644,14 +705,6 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
             for b in range(b0, b1):
                 _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next,
                              g_s, g_hid)
-                # (B12): the input events of step t drove i[t + 1]
-                r1 = (t + 1) % R
-                base = b * K + t
-                for e in range(ev_ptr[base], ev_ptr[base + 1]):
-                    val = ev_val[e]
-                    row = ev_idx[e]
-                    for n in range(N):
-                        g_w_in[grp, row, n] += val * ring_i[b, r1, n]
         # the adjoint the spikes of state t see: g_spk = [g_i[t + d] | g_i_out[t + r]]
         rec = t + d <= K
         ro_ok = 1 <= t + r_delay <= K
@@ -699,13 +752,16 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
                     dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
                     g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
                     g_hid[b, 2, n] -= dsur * g_s[b, n]
+        if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
+            _input_weight_grad(grp, b0, b1, t, min(t + win, K), ev_ptr, ev_idx, ev_val,
+                               ring_i, g_w_in, w_cnt, w_ev, w_at)
 
 
 @pjit
 def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
-                    lst):
+                    lst, w_cnt, w_ev, w_at):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
     See ``_backward_group``.
@@ -716,4 +772,4 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, ring_o, seg_v,
-                        seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst)
+                        seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst, w_cnt, w_ev, w_at)

@@ -171,6 +171,10 @@ def _pack(p: Params, conv: Conventions, K: int):
     return hid, out, flags
 
 
+#: segments per window of the input-weight gradient (B12) in BPTT
+WINDOW_SEGMENTS = 1
+
+
 def _segment(K: int) -> int:
     """Return the states per checkpoint of the hidden membrane kept for BPTT.
 
@@ -375,6 +379,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     y = _check_labels(labels, x.shape[0], p.n_out)
     st = _run_forward(p, x, counts, conv, trace=False)
     B, T, _ = x.shape
+    K = st["K"]
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     with np.errstate(over="raise", invalid="raise"):
@@ -392,15 +397,24 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
     g_w_spk_tasks = np.empty((n_tasks, N, N + C), dt)
     ptr, ev_idx, ev_val = st["events"]
+    # (B12) runs on windows of ``win`` updates; the most input events of one task in one
+    # window sizes its scratch
+    win = WINDOW_SEGMENTS * seg
+    n_win = K // win + 1
+    per_step = np.zeros((n_tasks * kn.GROUP, n_win * win), np.int64)
+    per_step[:B, :K] = np.diff(ptr).reshape(B, K)
+    max_window = int(per_step.reshape(n_tasks, kn.GROUP, n_win, win).sum(axis=(1, 3)).max())
     kn.backward_kernel(
         np.ascontiguousarray(st["w_spk"].T), st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,
-        np.empty((B, conv.recurrent_delay + 1, N), dt), np.empty((B, 2, C), dt),
+        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, 2, C), dt),
         np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N + C), dt),
         np.empty((B, N), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64),
+        np.empty((n_tasks, p.n_in + 1), np.int64), np.empty((n_tasks, max_window), np.int64),
+        np.empty((n_tasks, max_window), np.int64),
     )
     # the weight gradients of the tasks, (B12)-(B13), added in task order
     g_w_in, g_w_spk = g_w_in_tasks[0].copy(), g_w_spk_tasks[0].copy()

@@ -37,7 +37,7 @@ def test_bench_is_a_command():
 
 
 def test_flop_count_of_the_target_case_is_about_one_gflop():
-    """model.md section 8: about 1 GFLOP of event-driven work at 2 % input density."""
+    """The target case holds about 1 GFLOP of event-driven work at 2 % input density."""
     events = TARGET.batch * (TARGET.steps - 1) * TARGET.n_in * TARGET.density
     assert 0.9e9 < flop_count(TARGET, int(events)) < 1.2e9
 

@@ -1,7 +1,7 @@
 """Writers of small files laid out exactly like the real datasets, for the loader tests.
 
 Each writer is the inverse of one reader in ``data_loaders`` and is written from the
-format description in ``shared/design/data-formats.md``, not from the reader, so a
+byte-level format description of each dataset (``docs/data.md``), not from the reader, so a
 round trip checks both against the specification.
 """
 
