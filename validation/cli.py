@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from refsnn.cli import _positive_int
+
 __all__ = ["add_parser"]
 
 NAMES = ("torch", "paper", "snntorch", "norse", "spikingjelly")
@@ -42,16 +44,6 @@ def _frameworks(text: str) -> tuple:
     return tuple(dict.fromkeys(out))
 
 
-def _examples(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``validate`` on ``subparsers`` and set its ``func``."""
     v = subparsers.add_parser(
@@ -59,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "the paper's model) against refsnn")
     v.add_argument("--against", required=True, type=_frameworks, metavar="NAME[,NAME...]",
                    help=f"frameworks: {', '.join(NAMES)}, or all")
-    v.add_argument("--examples", type=_examples, default=20, metavar="N",
+    v.add_argument("--examples", type=_positive_int, default=20, metavar="N",
                    help="problems drawn per framework (20)")
     v.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where the peer frameworks run (cpu)")

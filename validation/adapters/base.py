@@ -276,6 +276,19 @@ def readout_loss(spikes: list, p: dict, labels, conv: Conventions, n_steps: int)
     return dict(i_out=i_out, v_out=v_out, logits=logits, loss=loss)
 
 
+#: the readout's parameters, which every peer adapter runs in refsnn's PyTorch readout
+READOUT_FIELDS = ("w_out", "decay_syn_out", "decay_mem_out")
+
+
+def peer_run(i_syn: list, v: list, spikes: list, ro: dict, grads: dict) -> PeerRun:
+    """The ``PeerRun`` of a peer: its hidden states (lists of K + 1 tensors (B, N)), the
+    readout ``ro`` of ``readout_loss`` and the gradients."""
+    traces = dict(i_syn=stack_states(i_syn), v=stack_states(v), spikes=stack_states(spikes),
+                  i_syn_out=stack_states(ro["i_out"]), v_out=stack_states(ro["v_out"]),
+                  logits=ro["logits"].detach().cpu().double().numpy())
+    return PeerRun(traces=traces, loss=float(ro["loss"].detach()), grads=grads, first=0)
+
+
 def stack_states(states: list) -> np.ndarray:
     """(B, K + 1, .) float64 numpy array from a list of K + 1 tensors (B, .)."""
     import torch

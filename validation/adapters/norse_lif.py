@@ -64,13 +64,14 @@ from refsnn.conventions import REDUCTIONS, Conventions
 from refsnn.params import Params
 
 from .base import (
+    READOUT_FIELDS,
     Adapter,
     PeerRun,
     Tolerance,
     autograd,
+    peer_run,
     peer_warnings,
     readout_loss,
-    stack_states,
     to_tensors,
     torch_device,
 )
@@ -82,7 +83,6 @@ DT = 1e-3
 #: refsnn (surrogate, scale) -> Norse (method, alpha)
 SURROGATES = {("fast_sigmoid", 1.0): ("super", 1.0), ("triangle", 1.0): ("triangle", 1.0),
               ("sigmoid", 4.0): ("tanh", 2.0)}
-READOUT_FIELDS = ("w_out", "decay_syn_out", "decay_mem_out")
 
 
 class NorseAdapter(Adapter):
@@ -208,10 +208,7 @@ class NorseAdapter(Adapter):
         grads = dict(w_in=g[0].T, w_rec=g[1].T, decay_syn=-g[2] / DT, decay_mem=-g[3] / DT,
                      threshold=g[4], v_reset=g[5], v_rest=g[6])
         grads.update(zip(READOUT_FIELDS, g[7:], strict=True))
-        traces = dict(i_syn=stack_states(cur), v=stack_states(vs), spikes=stack_states(spikes),
-                      i_syn_out=stack_states(ro["i_out"]), v_out=stack_states(ro["v_out"]),
-                      logits=ro["logits"].detach().cpu().double().numpy())
-        return PeerRun(traces=traces, loss=float(ro["loss"].detach()), grads=grads, first=0)
+        return peer_run(cur, vs, spikes, ro, grads)
 
     def findings(self, device: str = "cpu") -> list:
         """The SuperSpike scale defect and Norse's defaults, each measured here."""

@@ -66,14 +66,15 @@ from refsnn.conventions import REDUCTIONS, Conventions
 from refsnn.params import Params
 
 from .base import (
+    READOUT_FIELDS,
     Adapter,
     PeerRun,
     Tolerance,
     autograd,
+    peer_run,
     peer_warnings,
     prescaled,
     readout_loss,
-    stack_states,
     to_tensors,
     torch_device,
     unscale_grads,
@@ -88,7 +89,6 @@ SURROGATE_CHOICES = (
     + [("arctan", s) for s in (2.0, 1.0, 5.0)]
     + [("sigmoid", s) for s in (4.0, 1.0, 25.0)]
 )
-READOUT_FIELDS = ("w_out", "decay_syn_out", "decay_mem_out")
 
 
 class SnnTorchAdapter(Adapter):
@@ -213,10 +213,7 @@ class SnnTorchAdapter(Adapter):
         result = dict(w_in=g_w_in, w_rec=g_w_rec, decay_syn=grads[2], decay_mem=g_decay_mem,
                       threshold=grads[4])
         result.update(zip(READOUT_FIELDS, grads[5:], strict=True))
-        traces = dict(i_syn=stack_states(syns), v=stack_states(mems), spikes=stack_states(spikes),
-                      i_syn_out=stack_states(ro["i_out"]), v_out=stack_states(ro["v_out"]),
-                      logits=ro["logits"].detach().cpu().double().numpy())
-        return PeerRun(traces=traces, loss=float(ro["loss"].detach()), grads=result, first=0)
+        return peer_run(syns, mems, spikes, ro, result)
 
     def findings(self, device: str = "cpu") -> list:
         """Probes of snnTorch 1.0.0's documented defects, each run here."""

@@ -69,14 +69,15 @@ from refsnn.conventions import REDUCTIONS, Conventions
 from refsnn.params import Params
 
 from .base import (
+    READOUT_FIELDS,
     Adapter,
     PeerRun,
     Tolerance,
     autograd,
+    peer_run,
     peer_warnings,
     prescaled,
     readout_loss,
-    stack_states,
     to_tensors,
     torch_device,
     unscale_grads,
@@ -94,7 +95,6 @@ SURROGATE_CHOICES = (
     + [("fast_sigmoid", 1.0)]
 )
 RESETS = ("to_reset_leak", "subtract_decayed")
-READOUT_FIELDS = ("w_out", "decay_syn_out", "decay_mem_out")
 
 
 class SpikingJellyAdapter(Adapter):
@@ -242,10 +242,7 @@ class SpikingJellyAdapter(Adapter):
         else:  # v_reset is fixed at 0 in the soft reset: nothing to compare
             grads["v_reset"] = None
         grads.update(zip(READOUT_FIELDS, gr[-3:], strict=True))
-        traces = dict(i_syn=stack_states(cur), v=stack_states(vs), spikes=stack_states(spikes),
-                      i_syn_out=stack_states(ro["i_out"]), v_out=stack_states(ro["v_out"]),
-                      logits=ro["logits"].detach().cpu().double().numpy())
-        return PeerRun(traces=traces, loss=float(ro["loss"].detach()), grads=grads, first=0)
+        return peer_run(cur, vs, spikes, ro, grads)
 
     def findings(self, device: str = "cpu") -> list:
         """SuperSpike's height scaling and the defaults, each measured here."""
