@@ -59,10 +59,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from validation.adapters.base import peer_warnings
 
 __all__ = ["Case", "IMPLEMENTATIONS", "add_parser", "flop_count", "make_problem",
            "build_step", "run_bench"]
@@ -271,18 +272,6 @@ def _snntorch_step(p, x, y, scale=SCALE):
     return step
 
 
-@contextlib.contextmanager
-def _peer_warnings():
-    """Ignore the ``torch.jit`` deprecation warnings of Norse 1.1.0.
-
-    Raised on import and use (``validation.adapters`` ignores them too); nothing else is
-    silenced.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.", category=DeprecationWarning)
-        yield
-
-
 def _norse_step(p, x, y, scale=SCALE):
     """Time Norse's ``LIFRecurrentCell``, then the torch readout on its spikes.
 
@@ -291,7 +280,7 @@ def _norse_step(p, x, y, scale=SCALE):
     """
     import torch
 
-    with _peer_warnings():
+    with peer_warnings():
         from norse.torch import LIFParameters, LIFRecurrentCell, LIFState
     dt_s = 1e-3
     leaf = {
@@ -303,7 +292,7 @@ def _norse_step(p, x, y, scale=SCALE):
     params = LIFParameters(tau_syn_inv=leaf["tau_syn_inv"], tau_mem_inv=leaf["tau_mem_inv"],
                            v_leak=leaf["v_leak"], v_th=leaf["v_th"], v_reset=leaf["v_reset"],
                            method="super", alpha=torch.as_tensor(scale))
-    with _peer_warnings():
+    with peer_warnings():
         cell = LIFRecurrentCell(
             p.n_in, p.n_hidden, p=params,
             input_weights=torch.nn.Parameter(torch.tensor(p.w_in.T.copy())),
@@ -321,7 +310,7 @@ def _norse_step(p, x, y, scale=SCALE):
         zeros = torch.zeros((B, p.n_hidden), dtype=xt.dtype)
         state = LIFState(z=zeros, v=zeros, i=zeros)
         spikes = [zeros]
-        with _peer_warnings():
+        with peer_warnings():
             for t in range(T - 1):
                 z, state = cell(xt[:, t], state)
                 spikes.append(z)
