@@ -63,6 +63,7 @@ w_spk, w_spk_t : (N, N + C), (N + C, N)
 
 from __future__ import annotations
 
+from ._intrinsics import nonfinite_mask32, nonzero_mask32, popcount, trailing_zeros
 from ._numba import jit, jit_noinline, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
 
@@ -94,18 +95,23 @@ def scan_input(x, K, counts):
     """Read the input ``x`` (B, T, n_in) once, in parallel over the batch.
 
     Writes ``counts[b*K + t]``, the number of nonzero inputs ``x[b, t]`` for t < K, and
-    returns the number of inf and NaN entries of all of ``x`` (``v * 0 != 0`` holds
-    for them only). Both are integer sums over a row, which vectorise.
+    returns the number of inf and NaN entries of all of ``x``. Each row is tested 32
+    entries at a time (``refsnn._intrinsics``), the last ``n_in % 32`` one by one.
     """
-    T = x.shape[1]
+    B, T, n_in = x.shape
+    n32 = n_in - n_in % 32
     bad = 0
-    for b in prange(x.shape[0]):
+    for b in prange(B):
         bad_b = 0
         for t in range(T):
             c = 0
-            for m in range(x.shape[2]):
+            base = (b * T + t) * n_in
+            for m0 in range(0, n32, 32):
+                c += popcount(nonzero_mask32(x, base + m0))
+                bad_b += popcount(nonfinite_mask32(x, base + m0))
+            for m in range(n32, n_in):
                 c += x[b, t, m] != 0
-                bad_b += x[b, t, m] * 0 != 0
+                bad_b += x[b, t, m] * 0 != 0  # true for inf and NaN only
             if t < K:
                 counts[b * K + t] = c
         bad += bad_b
@@ -113,29 +119,27 @@ def scan_input(x, K, counts):
 
 
 @jit_noinline
-def _fill_events(b, x, x_bits, ev_ptr, ev_idx, ev_val):
+def _fill_events(b, x, ev_ptr, ev_idx, ev_val):
     """Write the events of sample b (see the module doc), in (step, input) order.
 
-    ``x_bits`` is ``x`` viewed as integers of its width: eight inputs at a time are
-    tested with one OR of their bits without the sign bit (a nonzero magnitude), so
-    the mostly-zero rows are skipped eight by eight.
+    Each row is tested 32 inputs at a time (``nonzero_mask32``) and only the set bits of
+    the mask are visited, lowest first; the last ``n_in % 32`` inputs one by one.
     """
-    K = (ev_ptr.shape[0] - 1) // x.shape[0]
-    n_in = x.shape[2]
-    n8 = n_in - n_in % 8
+    B, T, n_in = x.shape
+    K = (ev_ptr.shape[0] - 1) // B
+    n32 = n_in - n_in % 32
     for t in range(K):
         e = ev_ptr[b * K + t]
-        for m0 in range(0, n8, 8):
-            o = (x_bits[b, t, m0] | x_bits[b, t, m0 + 1] | x_bits[b, t, m0 + 2]
-                 | x_bits[b, t, m0 + 3] | x_bits[b, t, m0 + 4] | x_bits[b, t, m0 + 5]
-                 | x_bits[b, t, m0 + 6] | x_bits[b, t, m0 + 7])
-            if (o << 1) != 0:
-                for m in range(m0, m0 + 8):
-                    if x[b, t, m] != 0:
-                        ev_idx[e] = m
-                        ev_val[e] = x[b, t, m]
-                        e += 1
-        for m in range(n8, n_in):
+        base = (b * T + t) * n_in
+        for m0 in range(0, n32, 32):
+            mask = nonzero_mask32(x, base + m0)
+            while mask != 0:
+                m = m0 + trailing_zeros(mask)
+                ev_idx[e] = m
+                ev_val[e] = x[b, t, m]
+                e += 1
+                mask &= mask - 1
+        for m in range(n32, n_in):
             if x[b, t, m] != 0:
                 ev_idx[e] = m
                 ev_val[e] = x[b, t, m]
@@ -233,7 +237,7 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
 
 
 @jit_noinline
-def _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
+def _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
                     i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
     """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
 
@@ -269,7 +273,7 @@ def _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
         v[b, 0, n] = 0
         counts[b, 0, n] = 0
         counts[b, 1, n] = 0
-    _fill_events(b, x, x_bits, ev_ptr, ev_idx, ev_val)
+    _fill_events(b, x, ev_ptr, ev_idx, ev_val)
     w_lo = max(0, 1 - r_delay)  # states that drive a readout update
     w_hi = K - r_delay
     bad_v = 0
@@ -352,11 +356,11 @@ def _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
 
 
 @pjit
-def forward_kernel(x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
+def forward_kernel(x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
                    seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
     """Eq. (1)-(8) for every sample, in parallel over the batch (see ``_forward_sample``)."""
     for b in prange(i.shape[0]):
-        _forward_sample(b, x, x_bits, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
+        _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
                         scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad)
 
 
@@ -398,11 +402,14 @@ def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s):
 
 
 @jit_noinline
-def _readout_step(b, t, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, ring_o):
-    """(B3)-(B5): the readout update t backwards, for sample b.
+def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, g_io):
+    """(B3)-(B5): every readout update backwards, K-1 down to 0, for sample b.
 
-    On entry ``g_vo[b]`` is the complete adjoint of ``v_out[t + 1]``; on exit that of
-    ``v_out[t]``, and ``g_i_out[t + 1]`` (ring row ``(t + 1) % 2``) is complete.
+    The readout's adjoints depend on the logits only, never on the hidden layer's, so
+    they run before the hidden layer's sweep, one sample at a time. Writes the adjoint
+    of every readout current, ``g_io[b, t] = dL/di_out[t]`` (its rows 1 .. K are
+    read), adds to ``g_out[b]``; ``g_vo[b]`` (C,) is scratch for the adjoint of the
+    readout membrane.
     """
     K = i_out.shape[1] - 1
     C = i_out.shape[2]
@@ -410,33 +417,45 @@ def _readout_step(b, t, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, 
     red = flags[F_REDUCTION]
     k0 = flags[F_WIN_START]
     inv_w = 1.0 / (K + 1 - k0)
-    r1 = (t + 1) % 2
-    r0 = t % 2
     if red == RED_COUNT:
-        for c in range(C):  # (B6')
-            ring_o[b, r1, c] = g_logits[b, c]
+        for t in range(K + 1):  # (B6')
+            for c in range(C):
+                g_io[b, t, c] = g_logits[b, c]
         return
-    for c in range(C):  # g_i_out[t] receives its first term here
-        ring_o[b, r0, c] = 0
-    rd = r1 if new else r0  # the current that drove v_out[t+1]
-    td = t + 1 if new else t
-    for c in range(C):
-        gv = g_vo[b, c]  # adjoint of v_out[t+1], complete
-        # (B4): Eq. (8) backwards
-        g_out[b, 1, c] += gv * (v_out[b, t, c] + out[O_DG, c] * i_out[b, td, c])
-        ring_o[b, rd, c] += out[O_G, c] * gv
-        # (B5): Eq. (7) backwards, leak
-        gi = ring_o[b, r1, c]
-        g_out[b, 0, c] += gi * i_out[b, t, c]
-        ring_o[b, r0, c] += out[O_DECAY_SYN, c] * gi
-        # (B3) at state t: chain through the leak plus the reduction
-        gv_t = out[O_DECAY_MEM, c] * gv
-        if t >= k0:
-            if red == RED_MAX and k_max[b, c] == t:
-                gv_t += g_logits[b, c]
+    for c in range(C):  # (B3): the adjoint of v_out[K], from the reduction only
+        g_io[b, K, c] = 0
+        g_vo[b, c] = 0
+        if red == RED_MAX and k_max[b, c] == K:
+            g_vo[b, c] = g_logits[b, c]
+        elif red == RED_MEAN:
+            g_vo[b, c] = g_logits[b, c] * inv_w
+        elif red == RED_LAST:
+            g_vo[b, c] = g_logits[b, c]
+    for t in range(K - 1, -1, -1):
+        # g_vo[b] is the adjoint of v_out[t + 1], complete; g_io[b, t + 1] lacks only
+        # the term of Eq. (8) when that current drove v_out[t + 1]
+        td = t + 1 if new else t  # the current that drove v_out[t + 1]
+        for c in range(C):
+            g_io[b, t, c] = 0
+        for c in range(C):
+            gv = g_vo[b, c]
+            # (B4): Eq. (8) backwards
+            g_out[b, 1, c] += gv * (v_out[b, t, c] + out[O_DG, c] * i_out[b, td, c])
+            g_io[b, td, c] += out[O_G, c] * gv
+            # (B5): Eq. (7) backwards, leak
+            gi = g_io[b, t + 1, c]
+            g_out[b, 0, c] += gi * i_out[b, t, c]
+            g_io[b, t, c] += out[O_DECAY_SYN, c] * gi
+            # (B3) at state t: chain through the leak ...
+            g_vo[b, c] = out[O_DECAY_MEM, c] * gv
+        if t >= k0:  # ... plus the reduction
+            if red == RED_MAX:
+                for c in range(C):
+                    if k_max[b, c] == t:
+                        g_vo[b, c] += g_logits[b, c]
             elif red == RED_MEAN:
-                gv_t += g_logits[b, c] * inv_w
-        g_vo[b, c] = gv_t
+                for c in range(C):
+                    g_vo[b, c] += g_logits[b, c] * inv_w
 
 
 @jit_noinline
@@ -640,14 +659,15 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 @jit_noinline
 def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
-                    g_w_in, g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
+                    g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
                     g_vo, lst, w_cnt, w_ev, w_at):
     """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
 
     Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
     gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, N + C). Scratch:
     ``ring_i`` (B, win + d + 1, N) (g_i of a window of ``win`` states and the d above),
-    ``ring_o`` (B, 2, C), ``seg_v``, ``seg_s`` (B, seg, N), ``g_spk`` (B, N + C),
+    ``g_io`` (B, K + 1, C) (g_i_out, from ``_readout_backward``), ``seg_v``, ``seg_s``
+    (B, seg, N), ``g_spk`` (B, N + C),
     ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t] through Eq. (4)-(5), of
     v[t + 1], and of s[t]), ``g_vo`` (B, C), ``lst`` (B, max(N, GROUP)); ``w_cnt``,
     ``w_ev``, ``w_at`` per task for ``_input_weight_grad``.
@@ -659,9 +679,6 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
     surr = flags[F_SURR]
     d = flags[F_REC_DELAY]
     r_delay = flags[F_OUT_DELAY]
-    red = flags[F_REDUCTION]
-    k0 = flags[F_WIN_START]
-    inv_w = 1.0 / (K + 1 - k0)
     R = ring_i.shape[1]
     win = R - d - 1  # updates per window of (B12)
     for m in range(g_w_in.shape[1]):
@@ -674,16 +691,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
         for n in range(N):
             g_v[b, n] = 0
             ring_i[b, K % R, n] = 0
-        for c in range(C):
-            ring_o[b, K % 2, c] = 0
-            g_vo[b, c] = 0  # (B3): adjoint of v_out[K] from the reduction
-            if red == RED_MAX and k_max[b, c] == K:
-                g_vo[b, c] = g_logits[b, c]
-            elif red == RED_MEAN:
-                g_vo[b, c] = g_logits[b, c] * inv_w
-            elif red == RED_LAST:
-                g_vo[b, c] = g_logits[b, c]
-    ro = K - 1  # the next readout update to run backwards
+        _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, g_io)
     seg_c = -1
     for t in range(K, -1, -1):
         c = t // seg
@@ -692,12 +700,6 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
                 _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s)
             seg_c = c
         q = t - c * seg
-        # (B3)-(B5) just in time: g_i_out[t + r] is complete after update t + r - 1
-        while ro >= 0 and ro >= t + r_delay - 1:
-            for b in range(b0, b1):
-                _readout_step(b, ro, out, flags, i_out, v_out, g_logits, k_max, g_out,
-                              g_vo, ring_o)
-            ro -= 1
         for b in range(b0, b1):  # g_s[t], seeded by the regularisers (B2)
             for n in range(N):
                 g_s[b, n] = g_seed[b, n] if t < K else 0
@@ -712,7 +714,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
             for n in range(N):
                 g_spk[b, n] = ring_i[b, (t + d) % R, n] if rec else 0
             for cc in range(C):
-                g_spk[b, N + cc] = ring_o[b, (t + r_delay) % 2, cc] if ro_ok else 0
+                g_spk[b, N + cc] = g_io[b, t + r_delay, cc] if ro_ok else 0
         if rec or ro_ok:
             # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
             b = b0
@@ -760,7 +762,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
 @pjit
 def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
-                    g_w_spk, ring_i, ring_o, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
+                    g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
                     lst, w_cnt, w_ev, w_at):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
@@ -771,5 +773,5 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
         b0 = grp * GROUP
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
-                        g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, ring_o, seg_v,
+                        g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst, w_cnt, w_ev, w_at)

@@ -214,7 +214,7 @@ def _run_forward(p: Params, x: np.ndarray, counts: np.ndarray, conv: Conventions
     w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
     bad = np.empty((B, 4), np.int64)
     kn.forward_kernel(
-        x, x.view(np.int32 if dt == np.float32 else np.int64), ptr, ev_idx, ev_val,
+        x, ptr, ev_idx, ev_val,
         np.ascontiguousarray(p.w_in), w_spk, hid, out, flags, float(conv.surrogate_scale), seg,
         st["i"], st["v"], st["s"], st["i_out"], st["v_out"], st["ckpt"], st["counts"],
         np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
@@ -409,7 +409,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,
-        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, 2, C), dt),
+        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, K + 1, C), dt),
         np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N + C), dt),
         np.empty((B, N), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64),
