@@ -1,13 +1,14 @@
 """Bit-level helpers for the kernels: LLVM intrinsics, each with a plain Python twin.
 
-``nonzero_mask32(x, start)`` and ``nonfinite_mask32(x, start)`` test the 32 elements
-``x.flat[start : start + 32]`` of a C-contiguous float array at once (one vector load,
-one comparison, one move of the 32 comparison bits into an integer) and return the
-results as the bits of an int64: bit k is set when element ``start + k`` is nonzero
-(NaN included), or is inf or NaN. ``popcount`` and ``trailing_zeros`` count set bits and
-the zeros below the lowest set bit. The input scan (``refsnn.kernels.scan_input``) and
-the writing of input events (``refsnn.kernels._fill_events``) so read a mostly-zero
-input 32 entries per test and visit only its nonzero entries.
+``nonzero_mask32(x, start)``, ``nonbinary_mask32(x, start)`` and
+``nonfinite_mask32(x, start)`` test the 32 elements ``x.flat[start : start + 32]`` of a
+C-contiguous float array at once (one vector load, one comparison, one move of the 32
+comparison bits into an integer) and return the results as the bits of an int64: bit k
+is set when element ``start + k`` is nonzero, is neither 0 nor 1, or is inf or NaN (NaN
+is nonzero and neither 0 nor 1). ``popcount`` and ``trailing_zeros`` count set bits and
+the zeros below the lowest set bit. The input scan (``refsnn.kernels.scan_input``) so
+reads a mostly-zero input 32 entries per test, and the writing of input events
+(``refsnn.kernels._fill_events``) visits only the set bits of its masks.
 
 The caller guarantees ``start + 32 <= x.size``. With ``NUMBA_DISABLE_JIT=1`` the Python
 twins run instead.
@@ -27,16 +28,22 @@ def _py_nonzero_mask32(x, start):
     return int(np.sum((block != 0).astype(np.int64) << np.arange(32)))
 
 
+def _py_nonbinary_mask32(x, start):
+    block = x.reshape(-1)[start:start + 32]
+    return int(np.sum(((block != 0) & (block != 1)).astype(np.int64) << np.arange(32)))
+
+
 def _py_nonfinite_mask32(x, start):
     block = x.reshape(-1)[start:start + 32]
     return int(np.sum((~np.isfinite(block)).astype(np.int64) << np.arange(32)))
 
 
 def _py_popcount(v):
-    return bin(v & 0xFFFFFFFFFFFFFFFF).count("1")
+    return bin(int(v) & 0xFFFFFFFFFFFFFFFF).count("1")
 
 
 def _py_trailing_zeros(v):
+    v = int(v)
     return ((v & -v).bit_length() - 1) if v else 64
 
 
@@ -66,6 +73,21 @@ def _nonzero_mask32(typingctx, x, start):
     def codegen(context, builder, sig, args):
         vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
         return _bits_to_int64(builder, builder.fcmp_unordered("!=", v, ir.Constant(vecty, None)))
+
+    return types.int64(x, types.intp), codegen
+
+
+@intrinsic
+def _nonbinary_mask32(typingctx, x, start):
+    if not _is_float_c_array(x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
+        one = ir.Constant(vecty, [ir.Constant(vecty.element, 1.0)] * 32)
+        cmp = builder.and_(builder.fcmp_unordered("!=", v, ir.Constant(vecty, None)),
+                           builder.fcmp_unordered("!=", v, one))
+        return _bits_to_int64(builder, cmp)
 
     return types.int64(x, types.intp), codegen
 
@@ -110,7 +132,9 @@ def _trailing_zeros(typingctx, v):
 
 if numba.config.DISABLE_JIT:
     nonzero_mask32, nonfinite_mask32 = _py_nonzero_mask32, _py_nonfinite_mask32
+    nonbinary_mask32 = _py_nonbinary_mask32
     popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
+    nonbinary_mask32 = _nonbinary_mask32
     popcount, trailing_zeros = _popcount, _trailing_zeros

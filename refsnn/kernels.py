@@ -63,7 +63,10 @@ w_spk, w_spk_t : (N, N + C), (N + C, N)
 
 from __future__ import annotations
 
-from ._intrinsics import nonfinite_mask32, nonzero_mask32, popcount, trailing_zeros
+import numpy as np
+
+from ._intrinsics import (nonbinary_mask32, nonfinite_mask32, nonzero_mask32, popcount,
+                          trailing_zeros)
 from ._numba import jit, jit_noinline, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
 
@@ -91,12 +94,16 @@ BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
 
 # ============================================================================ events
 @pjit
-def scan_input(x, K, counts):
+def scan_input(x, K, counts, masks, general):
     """Read the input ``x`` (B, T, n_in) once, in parallel over the batch.
 
-    Writes ``counts[b*K + t]``, the number of nonzero inputs ``x[b, t]`` for t < K, and
-    returns the number of inf and NaN entries of all of ``x``. Each row is tested 32
-    entries at a time (``refsnn._intrinsics``), the last ``n_in % 32`` one by one.
+    For the input steps t < K of sample b, writes the number of nonzero inputs
+    ``counts[b*K + t]``, the nonzero inputs as the bits of ``masks[b, t]`` (bit k of
+    word w for input ``32 w + k``), and ``general[b*K + t] = 1`` when some input of the
+    step is neither 0 nor 1 (else 0: the events of the step are all 1, the common case
+    of spike input, and ``_fill_events`` then need not read ``x`` again). Returns the
+    number of inf and NaN entries of all of ``x``. Each row is tested 32 entries at a
+    time (``refsnn._intrinsics``), the last ``n_in % 32`` one by one.
     """
     B, T, n_in = x.shape
     n32 = n_in - n_in % 32
@@ -105,45 +112,52 @@ def scan_input(x, K, counts):
         bad_b = 0
         for t in range(T):
             c = 0
+            other = 0
             base = (b * T + t) * n_in
             for m0 in range(0, n32, 32):
-                c += popcount(nonzero_mask32(x, base + m0))
+                mask = nonzero_mask32(x, base + m0)
+                if t < K:
+                    masks[b, t, m0 // 32] = mask
+                c += popcount(mask)
+                other |= nonbinary_mask32(x, base + m0)
                 bad_b += popcount(nonfinite_mask32(x, base + m0))
-            for m in range(n32, n_in):
-                c += x[b, t, m] != 0
-                bad_b += x[b, t, m] * 0 != 0  # true for inf and NaN only
+            if n32 < n_in:
+                mask = 0
+                for m in range(n32, n_in):
+                    v = x[b, t, m]
+                    mask |= (v != 0) << (m - n32)
+                    other |= (v != 0) & (v != 1)
+                    bad_b += v * 0 != 0  # true for inf and NaN only
+                if t < K:
+                    masks[b, t, n32 // 32] = mask
+                c += popcount(mask)
             if t < K:
                 counts[b * K + t] = c
+                general[b * K + t] = other != 0
         bad += bad_b
     return bad
 
 
 @jit_noinline
-def _fill_events(b, x, ev_ptr, ev_idx, ev_val):
+def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
     """Write the events of sample b (see the module doc), in (step, input) order.
 
-    Each row is tested 32 inputs at a time (``nonzero_mask32``) and only the set bits of
-    the mask are visited, lowest first; the last ``n_in % 32`` inputs one by one.
+    Visits the set bits of the step's ``masks`` (from ``scan_input``), lowest first; the
+    value is read from ``x`` only for a step with values other than 0 and 1.
     """
     B, T, n_in = x.shape
     K = (ev_ptr.shape[0] - 1) // B
-    n32 = n_in - n_in % 32
     for t in range(K):
         e = ev_ptr[b * K + t]
-        base = (b * T + t) * n_in
-        for m0 in range(0, n32, 32):
-            mask = nonzero_mask32(x, base + m0)
+        read = general[b * K + t] != 0
+        for w in range(masks.shape[2]):
+            mask = np.int64(masks[b, t, w])
             while mask != 0:
-                m = m0 + trailing_zeros(mask)
+                m = 32 * w + trailing_zeros(mask)
                 ev_idx[e] = m
-                ev_val[e] = x[b, t, m]
+                ev_val[e] = x[b, t, m] if read else 1
                 e += 1
                 mask &= mask - 1
-        for m in range(n32, n_in):
-            if x[b, t, m] != 0:
-                ev_idx[e] = m
-                ev_val[e] = x[b, t, m]
-                e += 1
 
 
 # ============================================================================ one neuron
@@ -237,7 +251,7 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
 
 
 @jit_noinline
-def _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
+def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
                     i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
     """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
 
@@ -273,7 +287,7 @@ def _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, 
         v[b, 0, n] = 0
         counts[b, 0, n] = 0
         counts[b, 1, n] = 0
-    _fill_events(b, x, ev_ptr, ev_idx, ev_val)
+    _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val)
     w_lo = max(0, 1 - r_delay)  # states that drive a readout update
     w_hi = K - r_delay
     bad_v = 0
@@ -356,11 +370,11 @@ def _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, 
 
 
 @pjit
-def forward_kernel(x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
+def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
                    seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
     """Eq. (1)-(8) for every sample, in parallel over the batch (see ``_forward_sample``)."""
     for b in prange(i.shape[0]):
-        _forward_sample(b, x, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
+        _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
                         scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad)
 
 
@@ -657,6 +671,55 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 
 
 @jit_noinline
+def _spike_weight_grad(grp, b0, b1, q, seg_s, g_spk, lst, g_w_spk):
+    """(B13) at one state: ``dL/dw_spk[j] += s[b, j] g_spk[b]`` for the samples b0 .. b1-1.
+
+    ``seg_s[b, q]`` holds the spikes of the state. For each neuron j, the samples in
+    which j spikes are listed (branch-free, ascending, in ``lst[b0]``) and added in pairs
+    (one load and store of the row per pair), the last alone.
+    """
+    N = seg_s.shape[2]
+    M = g_spk.shape[1]
+    for j in range(N):
+        n_b = 0
+        for b in range(b0, b1):
+            lst[b0, n_b] = b
+            n_b += seg_s[b, q, j] != 0
+        for p in range(0, n_b - 1, 2):
+            ba, bb = lst[b0, p], lst[b0, p + 1]
+            sa, sb = seg_s[ba, q, j], seg_s[bb, q, j]
+            for m in range(M):
+                g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
+        if n_b % 2 == 1:
+            ba = lst[b0, n_b - 1]
+            sa = seg_s[ba, q, j]
+            for m in range(M):
+                g_w_spk[grp, j, m] += sa * g_spk[ba, m]
+
+
+@jit_noinline
+def _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid):
+    """(B7) for sample b: the adjoint of v[t] (state t in row q of ``seg_v``), complete.
+
+    ``g_v_next[b] = g_v[b] + sigma'(v[t] - threshold) g_s[b]``; the threshold's gradient
+    receives the same term with the opposite sign.
+    """
+    N = seg_v.shape[2]
+    surr = flags[F_SURR]
+    if surr == SURR_FAST_SIGMOID:  # the surrogate known here: the loop vectorises
+        for n in range(N):
+            dsur = surrogate_scalar(SURR_FAST_SIGMOID, seg_v[b, q, n] - hid[H_THRESHOLD, n],
+                                    scale)
+            g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
+            g_hid[b, 2, n] -= dsur * g_s[b, n]
+    else:
+        for n in range(N):
+            dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
+            g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
+            g_hid[b, 2, n] -= dsur * g_s[b, n]
+
+
+@jit_noinline
 def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
@@ -675,8 +738,6 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
     K = i.shape[1] - 1
     N = i.shape[2]
     C = i_out.shape[2]
-    M = N + C
-    surr = flags[F_SURR]
     d = flags[F_REC_DELAY]
     r_delay = flags[F_OUT_DELAY]
     R = ring_i.shape[1]
@@ -685,7 +746,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
         for n in range(N):
             g_w_in[grp, m, n] = 0
     for j in range(N):
-        for m in range(M):
+        for m in range(N + C):
             g_w_spk[grp, j, m] = 0
     for b in range(b0, b1):
         for n in range(N):
@@ -724,36 +785,9 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
             while b < b1:
                 _matvec_one(w_spk_t, g_spk, b, g_s)
                 b += 1
-            # (B13): dL/dw_spk[j] += s[b, t, j] g_spk[b] for the samples b in which j
-            # spikes, ascending, added in pairs (one load and store of the row per pair)
-            for j in range(N):
-                n_b = 0
-                for b in range(b0, b1):  # branch-free list of those samples
-                    lst[b0, n_b] = b
-                    n_b += seg_s[b, q, j] != 0
-                for p in range(0, n_b - 1, 2):
-                    ba, bb = lst[b0, p], lst[b0, p + 1]
-                    sa, sb = seg_s[ba, q, j], seg_s[bb, q, j]
-                    for m in range(M):
-                        g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
-                if n_b % 2 == 1:
-                    ba = lst[b0, n_b - 1]
-                    sa = seg_s[ba, q, j]
-                    for m in range(M):
-                        g_w_spk[grp, j, m] += sa * g_spk[ba, m]
-        # (B7) at state t: every use of s[t] has sent its adjoint
-        for b in range(b0, b1):
-            if surr == SURR_FAST_SIGMOID:  # the surrogate known here: the loop vectorises
-                for n in range(N):
-                    dsur = surrogate_scalar(SURR_FAST_SIGMOID,
-                                            seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
-                    g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
-                    g_hid[b, 2, n] -= dsur * g_s[b, n]
-            else:
-                for n in range(N):
-                    dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
-                    g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
-                    g_hid[b, 2, n] -= dsur * g_s[b, n]
+            _spike_weight_grad(grp, b0, b1, q, seg_s, g_spk, lst, g_w_spk)  # (B13)
+        for b in range(b0, b1):  # (B7) at state t: every use of s[t] has sent its adjoint
+            _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
         if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
             _input_weight_grad(grp, b0, b1, t, min(t + win, K), ev_ptr, ev_idx, ev_val,
                                ring_i, g_w_in, w_cnt, w_ev, w_at)

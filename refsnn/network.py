@@ -68,10 +68,11 @@ def _check_conventions(conventions) -> Conventions:
 
 
 def _check_x(params: Params, x, conv: Conventions):
-    """Check the input; return it C-contiguous, with its nonzero entries per step.
+    """Check the input; return it C-contiguous, with ``scan``: where its nonzero entries are.
 
-    The count per (sample, step) comes from ``refsnn.kernels.scan_input``, which also
-    finds non-finite values; ``_run_forward`` uses it.
+    ``scan = (counts, masks, general)`` from ``refsnn.kernels.scan_input`` (the nonzero
+    inputs per step, as a count and as bits, and whether a step has values other than 0
+    and 1), which also finds non-finite values; ``_run_forward`` uses it.
     """
     if not isinstance(x, np.ndarray):
         raise ValueError(f"x must be a numpy array (batch, time, n_in), got {type(x).__name__}")
@@ -98,13 +99,15 @@ def _check_x(params: Params, x, conv: Conventions):
     x = np.ascontiguousarray(x)
     K = T - 1 if conv.skip_last_input else T
     counts = np.empty(B * K, np.int64)
-    if kn.scan_input(x, K, counts) > 0:
+    masks = np.empty((B, K, -(-n_in // 32)), np.uint32)
+    general = np.empty(B * K, np.uint8)
+    if kn.scan_input(x, K, counts, masks, general) > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"x contains a non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
             "; inputs must be finite"
         )
-    return x, counts
+    return x, (counts, masks, general)
 
 
 def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
@@ -183,9 +186,9 @@ def _segment(K: int) -> int:
     return max(4, int(np.sqrt((K + 1) / 2)))
 
 
-def _run_forward(p: Params, x: np.ndarray, counts: np.ndarray, conv: Conventions,
+def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
                  trace: bool = True):
-    """Eq. (1)-(9) on the checked input ``x`` with its ``counts`` from ``_check_x``.
+    """Eq. (1)-(9) on the checked input ``x`` with its ``scan`` from ``_check_x``.
 
     ``trace``: keep v and s of every state (for ``forward``); else keep what BPTT needs:
     every current, the readout membrane and a checkpoint of v every ``_segment(K)``
@@ -197,6 +200,7 @@ def _run_forward(p: Params, x: np.ndarray, counts: np.ndarray, conv: Conventions
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     hid, out, flags = _pack(p, conv, K)
+    counts, masks, general = scan
     ptr = np.zeros(B * K + 1, np.int64)
     np.cumsum(counts, out=ptr[1:])
     ev_idx = np.empty(ptr[-1], np.int32)
@@ -214,7 +218,7 @@ def _run_forward(p: Params, x: np.ndarray, counts: np.ndarray, conv: Conventions
     w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
     bad = np.empty((B, 4), np.int64)
     kn.forward_kernel(
-        x, ptr, ev_idx, ev_val,
+        x, masks, general, ptr, ev_idx, ev_val,
         np.ascontiguousarray(p.w_in), w_spk, hid, out, flags, float(conv.surrogate_scale), seg,
         st["i"], st["v"], st["s"], st["i_out"], st["v_out"], st["ckpt"], st["counts"],
         np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
@@ -320,8 +324,8 @@ def forward(params: Params, x: np.ndarray, conventions: Conventions | str | None
     """
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x, counts = _check_x(p, x, conv)
-    st = _run_forward(p, x, counts, conv)
+    x, scan = _check_x(p, x, conv)
+    st = _run_forward(p, x, scan, conv)
     k0 = 0 if conv.record_initial_state else 1
     return Trace(
         i_syn=st["i"][:, k0:], v=st["v"][:, k0:], spikes=st["s"][:, k0:],
@@ -334,9 +338,9 @@ def loss(params: Params, x: np.ndarray, labels, conventions=None) -> float:
     """Eq. (10)-(11): the loss of a forward pass alone (no gradient)."""
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x, counts = _check_x(p, x, conv)
+    x, scan = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
-    st = _run_forward(p, x, counts, conv, trace=False)
+    st = _run_forward(p, x, scan, conv, trace=False)
     ce, _ = cross_entropy(st["logits"], y)
     reg, _ = _regularisers(st["counts"][:, 0], x.shape[1], conv)
     return _finite_loss(ce + reg)
@@ -375,9 +379,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     """
     conv = _check_conventions(conventions)
     p = _check_params(params)
-    x, counts = _check_x(p, x, conv)
+    x, scan = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
-    st = _run_forward(p, x, counts, conv, trace=False)
+    st = _run_forward(p, x, scan, conv, trace=False)
     B, T, _ = x.shape
     K = st["K"]
     N, C = p.n_hidden, p.n_out

@@ -74,3 +74,15 @@ def test_non_binary_input_accumulates_event_values():
     from validation.strategies import Case
 
     assert_matches_oracle(Case(p, x, np.array([0, 2]), refsnn.Conventions(), 3))
+
+
+@pytest.mark.parametrize("n_in", [32, 70])
+def test_wide_input_with_binary_and_graded_steps(n_in):
+    """The input scan's 32-input blocks and tail, steps of 0/1 input and of counts."""
+    rng = np.random.default_rng(n_in)
+    p = refsnn.random_params(n_in, 6, 3, rng)
+    x = (rng.random((3, 12, n_in)) < 0.1) * 1.0
+    x[:, ::3] *= rng.integers(1, 4, (3, 4, n_in))  # counts in every third step
+    from validation.strategies import Case
+
+    assert_matches_oracle(Case(p, x, np.array([0, 2, 1]), refsnn.Conventions(), 5))

@@ -60,7 +60,8 @@ def sizes(draw, max_hidden: int = 8, max_steps: int = 20, max_batch: int = 4, mi
     return (
         draw(st.integers(1, max_batch)),
         draw(st.integers(min_steps, max(min_steps, max_steps))),
-        draw(st.integers(1, 8)),
+        # inputs: few, or enough for a 32-input block of the input scan and a tail
+        draw(st.integers(1, 8) | st.integers(33, 70)),
         draw(st.integers(1, max_hidden)),
         draw(st.integers(2, 4)),
     )
@@ -110,7 +111,10 @@ def conventions(draw, base: str = "default", hard: bool | None = None, vary=None
 
 @st.composite
 def cases(draw, conv=None, dtype=np.float64, **size_kwargs):
-    """A ``Case``: random heterogeneous network, sparse binary input, labels.
+    """A ``Case``: random heterogeneous network, sparse input, labels.
+
+    The input is binary spikes, or (drawn) spike counts 1 to 3 in part of the steps:
+    the kernels read a step of 0/1 input differently from a step with other values.
 
     ``conv``: a Conventions, or a strategy of them (default ``conventions()``).
     """
@@ -126,6 +130,9 @@ def cases(draw, conv=None, dtype=np.float64, **size_kwargs):
     rng = np.random.default_rng(seed)
     p = random_params(n_in, N, C, rng, dtype=dtype, weight_scale=scale)
     x = random_spikes((B, T, n_in), density, rng, dtype=dtype)
+    if draw(st.booleans()):  # counts in about half of the steps
+        counts = rng.integers(1, 4, size=x.shape) * (rng.random((B, T, 1)) < 0.5)
+        x = (x * np.maximum(counts, 1)).astype(dtype)
     labels = rng.integers(0, C, size=B)
     return Case(p, x, labels, c, seed)
 

@@ -1,0 +1,93 @@
+"""The input scan: the 32-input block tests (LLVM intrinsics) and ``scan_input``.
+
+Each intrinsic is compared bit for bit with its plain Python twin (the code that runs
+under ``NUMBA_DISABLE_JIT=1``), and ``scan_input`` with NumPy, on inputs that hold every
+kind of value the tests tell apart: 0, -0, 1, other values, subnormals, inf and NaN.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from refsnn import _intrinsics as bits
+from refsnn import kernels as kn
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 3.0, 1e-310, np.inf, -np.inf, np.nan]
+
+
+@njit
+def _jit_masks(x, starts, out):
+    for k in range(starts.shape[0]):
+        out[k, 0] = bits.nonzero_mask32(x, starts[k])
+        out[k, 1] = bits.nonbinary_mask32(x, starts[k])
+        out[k, 2] = bits.nonfinite_mask32(x, starts[k])
+        out[k, 3] = bits.popcount(out[k, 0])
+        out[k, 4] = bits.trailing_zeros(out[k, 0]) if out[k, 0] != 0 else -1
+
+
+def _py_masks(x, starts):
+    out = np.empty((starts.size, 5), np.int64)
+    for k, s in enumerate(starts):
+        out[k, :3] = (bits._py_nonzero_mask32(x, s), bits._py_nonbinary_mask32(x, s),
+                      bits._py_nonfinite_mask32(x, s))
+        out[k, 3] = bits._py_popcount(out[k, 0])
+        out[k, 4] = bits._py_trailing_zeros(out[k, 0]) if out[k, 0] != 0 else -1
+    return out
+
+
+def _special_input(dtype, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = np.where(rng.random(shape) < 0.5, 0.0, rng.choice(SPECIAL, size=shape))
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_masks_equal_python_twins(dtype):
+    x = _special_input(dtype, (3, 5, 70), 0)
+    x[0, 0, :32] = 0  # an empty block
+    x[0, 1, :32] = 1  # a full one
+    starts = np.arange(0, x.size - 32 + 1, 7)
+    got = np.empty((starts.size, 5), np.int64)
+    with np.errstate(invalid="ignore"):
+        _jit_masks(x, starts, got)
+        want = _py_masks(x, starts)
+    np.testing.assert_array_equal(got, want)
+    assert (want[:, 0] == 0).any() and (want[:, 0] == 2**32 - 1).any()
+    assert want[:, 2].any() and want[:, 1].any()
+
+
+def test_block_masks_match_their_definition():
+    x = np.zeros((1, 1, 32))
+    x[0, 0, [0, 5, 31]] = [1.0, np.nan, -0.0]
+    x[0, 0, [7, 8]] = [np.inf, 2.0]
+    with np.errstate(invalid="ignore"):
+        assert bits._py_nonzero_mask32(x, 0) == (1 << 0) | (1 << 5) | (1 << 7) | (1 << 8)
+        assert bits._py_nonbinary_mask32(x, 0) == (1 << 5) | (1 << 7) | (1 << 8)
+        assert bits._py_nonfinite_mask32(x, 0) == (1 << 5) | (1 << 7)
+    assert bits._py_popcount(-1) == 64 and bits._py_trailing_zeros(1 << 40) == 40
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_in", [5, 32, 70, 96])
+@pytest.mark.parametrize("skip_last", [False, True])
+def test_scan_input_equals_numpy(dtype, n_in, skip_last):
+    B, T = 3, 6
+    K = T - 1 if skip_last else T
+    x = _special_input(dtype, (B, T, n_in), n_in)
+    x[1, 2] = 0  # an empty step
+    x[2, 3] = np.where(x[2, 3] != 0, 1.0, 0.0)  # a binary step
+    counts = np.empty(B * K, np.int64)
+    masks = np.empty((B, K, -(-n_in // 32)), np.uint32)
+    general = np.empty(B * K, np.uint8)
+    with np.errstate(invalid="ignore"):
+        bad = kn.scan_input(x, K, counts, masks, general)
+        nonzero = x[:, :K] != 0
+        other = nonzero & (x[:, :K] != 1)
+    assert bad == np.count_nonzero(~np.isfinite(x))
+    np.testing.assert_array_equal(counts, nonzero.sum(axis=2).ravel())
+    np.testing.assert_array_equal(general, other.any(axis=2).ravel())
+    padded = np.zeros((B, K, masks.shape[2] * 32), bool)
+    padded[..., :n_in] = nonzero
+    want = (padded.reshape(B, K, -1, 32).astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(-1)
+    np.testing.assert_array_equal(masks, want.astype(np.uint32))
+    assert general.any() and not general.all()
