@@ -290,6 +290,7 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
     _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val)
     w_lo = max(0, 1 - r_delay)  # states that drive a readout update
     w_hi = K - r_delay
+    bad_i = 0  # states that overflowed (``v * 0 != 0`` holds for inf and NaN only)
     bad_v = 0
     for t in range(K + 1):
         vt = t % V
@@ -333,6 +334,7 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
             e += 1
         for n in range(N):
             i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
+            bad_i += i[b, t + 1, n] * 0 != 0
         # Eq. (3)-(6)
         td = t + 1 if new else t
         vt1 = (t + 1) % V
@@ -346,23 +348,17 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
                 v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
                                          reset)
                 bad_v += v[b, vt1, n] * 0 != 0
+    bad_io = 0
+    bad_vo = 0
     for t in range(K):
         for c in range(C):  # Eq. (7): the leak plus the parked spike term
             i_out[b, t + 1, c] = out[O_DECAY_SYN, c] * i_out[b, t, c] + i_out[b, t + 1, c]
+            bad_io += i_out[b, t + 1, c] * 0 != 0
         td = t + 1 if new else t
         for c in range(C):  # Eq. (8)
             v_out[b, t + 1, c] = (out[O_DECAY_MEM, c] * v_out[b, t, c]
                                   + out[O_G, c] * i_out[b, td, c])
-    # states that overflowed (``v * 0 != 0`` for inf and NaN only)
-    bad_i = 0
-    bad_io = 0
-    bad_vo = 0
-    for t in range(K + 1):
-        for n in range(N):
-            bad_i += i[b, t, n] * 0 != 0
-        for c in range(C):
-            bad_io += i_out[b, t, c] * 0 != 0
-            bad_vo += v_out[b, t, c] * 0 != 0
+            bad_vo += v_out[b, t + 1, c] * 0 != 0
     bad[b, BAD_I] = bad_i
     bad[b, BAD_V] = bad_v
     bad[b, BAD_I_OUT] = bad_io
@@ -797,15 +793,35 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
 def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
-                    lst, w_cnt, w_ev, w_at):
+                    lst, w_cnt, w_ev, w_at, sum_w_in, sum_w_rec, sum_w_out):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
-    See ``_backward_group``.
+    See ``_backward_group``. Then the weight gradients of the tasks are added in task
+    order (in parallel over rows) into ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and
+    ``sum_w_out`` (N, C).
     """
     B = i.shape[0]
-    for grp in prange((B + GROUP - 1) // GROUP):
+    n_tasks = (B + GROUP - 1) // GROUP
+    for grp in prange(n_tasks):
         b0 = grp * GROUP
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst, w_cnt, w_ev, w_at)
+    N = sum_w_rec.shape[0]
+    for m in prange(sum_w_in.shape[0]):
+        for n in range(N):
+            sum_w_in[m, n] = g_w_in[0, m, n]
+        for task in range(1, n_tasks):
+            for n in range(N):
+                sum_w_in[m, n] += g_w_in[task, m, n]
+    for j in prange(N):
+        for n in range(N):
+            sum_w_rec[j, n] = g_w_spk[0, j, n]
+        for c in range(sum_w_out.shape[1]):
+            sum_w_out[j, c] = g_w_spk[0, j, N + c]
+        for task in range(1, n_tasks):
+            for n in range(N):
+                sum_w_rec[j, n] += g_w_spk[task, j, n]
+            for c in range(sum_w_out.shape[1]):
+                sum_w_out[j, c] += g_w_spk[task, j, N + c]

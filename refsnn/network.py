@@ -246,8 +246,10 @@ def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
     """Eq. (9)."""
     k0 = 0 if conv.record_initial_state else 1
     v_out = st["v_out"]
-    if conv.reduction == "max":
-        return v_out[:, k0:].max(axis=1)
+    if conv.reduction == "max":  # keeps the state of each maximum for (B3)
+        k = v_out[:, k0:].argmax(axis=1)
+        st["k_max"] = (k0 + k).astype(np.int64)
+        return np.take_along_axis(v_out[:, k0:], k[:, None], axis=1)[:, 0]
     if conv.reduction == "mean":
         return v_out[:, k0:].mean(axis=1)
     if conv.reduction == "last":
@@ -390,8 +392,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
     reg, g_seed = _regularisers(st["counts"][:, 0], T, conv)  # (B2)
     value = _finite_loss(ce + reg)
-    k0 = 0 if conv.record_initial_state else 1
-    k_max = (k0 + st["v_out"][:, k0:].argmax(axis=1)).astype(np.int64)  # (B3)
+    k_max = st.get("k_max", np.zeros((B, C), np.int64))  # (B3), for the "max" reduction
     g_logits = g_logits.astype(dt)
     g_seed = g_seed.astype(dt)
     seg = st["seg"]
@@ -400,6 +401,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_out = np.zeros((B, 2, C), dt)
     g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
     g_w_spk_tasks = np.empty((n_tasks, N, N + C), dt)
+    # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
+    g_w_in, g_w_rec = np.empty((p.n_in, N), dt), np.empty((N, N), dt)
+    g_w_out = np.empty((N, C), dt)
     ptr, ev_idx, ev_val = st["events"]
     # (B12) runs on windows of ``win`` updates; the most input events of one task in one
     # window sizes its scratch
@@ -418,15 +422,8 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         np.empty((B, N), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64),
         np.empty((n_tasks, p.n_in + 1), np.int64), np.empty((n_tasks, max_window), np.int64),
-        np.empty((n_tasks, max_window), np.int64),
+        np.empty((n_tasks, max_window), np.int64), g_w_in, g_w_rec, g_w_out,
     )
-    # the weight gradients of the tasks, (B12)-(B13), added in task order
-    g_w_in, g_w_spk = g_w_in_tasks[0].copy(), g_w_spk_tasks[0].copy()
-    for task in range(1, n_tasks):
-        g_w_in += g_w_in_tasks[task]
-        g_w_spk += g_w_spk_tasks[task]
-    g_w_rec = np.ascontiguousarray(g_w_spk[:, :N])
-    g_w_out = np.ascontiguousarray(g_w_spk[:, N:])
     # per-neuron gradients: summed over the batch in a fixed order
     g_hid_sum = g_hid.sum(axis=0)
     g_out_sum = g_out.sum(axis=0)
