@@ -384,6 +384,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     x, scan = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
     st = _run_forward(p, x, scan, conv, trace=False)
+    del scan  # the input's bit masks: not needed by BPTT
     B, T, _ = x.shape
     K = st["K"]
     N, C = p.n_hidden, p.n_out
