@@ -86,7 +86,8 @@ RED_MAX, RED_MEAN, RED_LAST, RED_COUNT = range(4)
 SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 
 #: samples per backward task. Fixed (not the thread count), so the order of every sum
-#: is fixed; a multiple of 4 for ``_matvec_quad``.
+#: is fixed; a multiple of 4 for ``_matvec_quad``, below 64 for the bit masks of
+#: ``_spike_weight_grad``.
 GROUP = 8
 #: the (bad) non-finite counters of the forward pass, per sample
 BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
@@ -670,27 +671,33 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 def _spike_weight_grad(grp, b0, b1, q, seg_s, g_spk, lst, g_w_spk):
     """(B13) at one state: ``dL/dw_spk[j] += s[b, j] g_spk[b]`` for the samples b0 .. b1-1.
 
-    ``seg_s[b, q]`` holds the spikes of the state. For each neuron j, the samples in
-    which j spikes are listed (branch-free, ascending, in ``lst[b0]``) and added in pairs
-    (one load and store of the row per pair), the last alone.
+    ``seg_s[b, q]`` holds the spikes of the state. ``lst[b0, j]`` receives the samples in
+    which neuron j spikes as the bits of an integer (bit ``b - b0``; one vectorised pass
+    per sample); for each neuron those samples are then added in ascending pairs (one
+    load and store of the row per pair), the last alone.
     """
     N = seg_s.shape[2]
     M = g_spk.shape[1]
     for j in range(N):
-        n_b = 0
-        for b in range(b0, b1):
-            lst[b0, n_b] = b
-            n_b += seg_s[b, q, j] != 0
-        for p in range(0, n_b - 1, 2):
-            ba, bb = lst[b0, p], lst[b0, p + 1]
-            sa, sb = seg_s[ba, q, j], seg_s[bb, q, j]
-            for m in range(M):
-                g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
-        if n_b % 2 == 1:
-            ba = lst[b0, n_b - 1]
+        lst[b0, j] = 0
+    for b in range(b0, b1):
+        for j in range(N):
+            lst[b0, j] |= np.int64(seg_s[b, q, j] != 0) << (b - b0)
+    for j in range(N):
+        mask = lst[b0, j]
+        while mask != 0:
+            ba = b0 + trailing_zeros(mask)
+            mask &= mask - 1
             sa = seg_s[ba, q, j]
-            for m in range(M):
-                g_w_spk[grp, j, m] += sa * g_spk[ba, m]
+            if mask != 0:
+                bb = b0 + trailing_zeros(mask)
+                mask &= mask - 1
+                sb = seg_s[bb, q, j]
+                for m in range(M):
+                    g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
+            else:
+                for m in range(M):
+                    g_w_spk[grp, j, m] += sa * g_spk[ba, m]
 
 
 @jit_noinline
