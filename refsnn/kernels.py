@@ -10,9 +10,11 @@ States are stored time-major per sample, neuron innermost, and every inner loop 
 over one contiguous row. Inner loops index arrays directly: a row view would update
 the array's shared reference count (an atomic operation) inside the loop.
 
-Forward, per sample (a ``prange`` over the batch): the sample's input events are
-written first (``_fill_events``); then at each state k, Eq. (1) gives the spikes, and
-the spikes are delivered once, event by event, to both of their targets
+Input: ``scan_input`` reads the dense input once, 32 entries per test, and keeps its
+nonzero entries as bit masks. Forward, per sample (a ``prange`` over the batch): the
+sample's input events are written first from the masks (``_fill_events``); then at
+each state k, Eq. (1) gives the spikes (listed from 32-neuron bit masks), and the
+spikes are delivered once, event by event, to both of their targets
 (``_deliver_spikes``): each spiking neuron adds its row of ``w_spk = [w_rec | w_out]``
 to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r]``
 (Eq. (7)); the input events add their rows of ``w_in`` (Eq. (2)). Rows are added four
@@ -27,18 +29,20 @@ code). BPTT so keeps one number per neuron and state, where keeping v, s and the
 adjoints of s and i would take five.
 
 Backward, per task of ``GROUP`` consecutive samples in lockstep (a ``prange`` over the
-tasks; the tasks depend on the batch size only, never on the thread count): one
-descending sweep over the states does the readout (B3)-(B5) just in time, the hidden
-layer (B8)-(B11), then for state t collects the adjoint its spikes see from both
+tasks; the tasks depend on the batch size only, never on the thread count): the
+readout (B3)-(B5) runs first, over all states (it depends on the logits only); then one
+descending sweep over the states does the hidden layer (B8)-(B11), and for state t
+collects the adjoint its spikes see from both
 targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11)
 ``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
 load of the weights) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j (the
-samples in which j spikes added in pairs). (B12) adds ``x g_i[t + 1]`` to the rows of
-the active inputs. The weight gradients are summed per task, each in a fixed order
-(states descending, samples ascending), and the caller adds the task sums in task
-order, so results are bitwise identical for any thread count. Adjoints of the currents
-live in ring buffers (``d + 1`` states of ``g_i``, two of ``g_i_out``); no adjoint of
-size (batch, time, N) is allocated.
+samples in which j spikes, found from a bit mask, added in pairs). (B12) adds
+``x g_i[t + 1]`` to the rows of the active inputs. The weight gradients are summed per
+task, each in a fixed order (states descending, samples ascending), and the task sums
+are added in task order, so results are bitwise identical for any thread count. The
+adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``d + 1``
+states of ``g_i``); that of the readout currents is kept for all states (C per state);
+no adjoint of size (batch, time, N) is allocated.
 
 All arithmetic runs in the dtype of the parameters (float32 or float64); a sum over
 an index runs in a fixed order, which is stated where it is not the natural one.
