@@ -48,7 +48,7 @@ def _py_trailing_zeros(v):
 
 
 def _block_load(context, builder, aryty, ary_value, start):
-    """The vector ``<32 x dtype>`` at flat element ``start`` of the array (unaligned)."""
+    """Load the vector ``<32 x dtype>`` at flat element ``start`` of the array (unaligned)."""
     ary = context.make_array(aryty)(context, builder, ary_value)
     vecty = ir.VectorType(context.get_data_type(aryty.dtype), 32)
     ptr = builder.gep(ary.data, [start])

@@ -69,8 +69,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._intrinsics import (nonbinary_mask32, nonfinite_mask32, nonzero_mask32, popcount,
-                          trailing_zeros)
+from ._intrinsics import (
+    nonbinary_mask32,
+    nonfinite_mask32,
+    nonzero_mask32,
+    popcount,
+    trailing_zeros,
+)
 from ._numba import jit, jit_noinline, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
 
@@ -266,8 +271,8 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
 
 
 @jit_noinline
-def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale, seg,
-                    i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
+def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
+                    flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
     """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
 
     ``i``, ``i_out``, ``v_out`` (B, K+1, .) receive every state. ``v`` and ``s`` are

@@ -88,6 +88,7 @@ def test_scan_input_equals_numpy(dtype, n_in, skip_last):
     np.testing.assert_array_equal(general, other.any(axis=2).ravel())
     padded = np.zeros((B, K, masks.shape[2] * 32), bool)
     padded[..., :n_in] = nonzero
-    want = (padded.reshape(B, K, -1, 32).astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(-1)
+    shifts = np.arange(32, dtype=np.uint64)
+    want = (padded.reshape(B, K, -1, 32).astype(np.uint64) << shifts).sum(-1)
     np.testing.assert_array_equal(masks, want.astype(np.uint32))
     assert general.any() and not general.all()

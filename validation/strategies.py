@@ -111,7 +111,7 @@ def conventions(draw, base: str = "default", hard: bool | None = None, vary=None
 
 @st.composite
 def cases(draw, conv=None, dtype=np.float64, **size_kwargs):
-    """A ``Case``: random heterogeneous network, sparse input, labels.
+    """Draw a ``Case``: random heterogeneous network, sparse input, labels.
 
     The input is binary spikes, or (drawn) spike counts 1 to 3 in part of the steps:
     the kernels read a step of 0/1 input differently from a step with other values.
