@@ -23,21 +23,6 @@ from numba.core import types
 from numba.extending import intrinsic
 
 
-def _py_nonzero_mask32(x, start):
-    block = x.reshape(-1)[start:start + 32]
-    return int(np.sum((block != 0).astype(np.int64) << np.arange(32)))
-
-
-def _py_nonbinary_mask32(x, start):
-    block = x.reshape(-1)[start:start + 32]
-    return int(np.sum(((block != 0) & (block != 1)).astype(np.int64) << np.arange(32)))
-
-
-def _py_nonfinite_mask32(x, start):
-    block = x.reshape(-1)[start:start + 32]
-    return int(np.sum((~np.isfinite(block)).astype(np.int64) << np.arange(32)))
-
-
 def _py_popcount(v):
     return bin(int(v) & 0xFFFFFFFFFFFFFFFF).count("1")
 
@@ -65,44 +50,50 @@ def _is_float_c_array(arr):
             and isinstance(arr.dtype, types.Float))
 
 
-@intrinsic
-def _nonzero_mask32(typingctx, x, start):
-    if not _is_float_c_array(x):
-        return None
+def _mask32(py_test, ir_test):
+    """Return the Python twin and the intrinsic of one 32-element test.
 
-    def codegen(context, builder, sig, args):
-        vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
-        return _bits_to_int64(builder, builder.fcmp_unordered("!=", v, ir.Constant(vecty, None)))
+    ``py_test(block)`` gives the test's booleans for a NumPy block of 32 elements;
+    ``ir_test(builder, vecty, v)`` builds the same test on the LLVM vector ``v``.
+    """
 
-    return types.int64(x, types.intp), codegen
+    def python_twin(x, start):
+        block = x.reshape(-1)[start:start + 32]
+        return int(np.sum(py_test(block).astype(np.int64) << np.arange(32)))
 
+    @intrinsic
+    def vector(typingctx, x, start):
+        if not _is_float_c_array(x):
+            return None
 
-@intrinsic
-def _nonbinary_mask32(typingctx, x, start):
-    if not _is_float_c_array(x):
-        return None
+        def codegen(context, builder, sig, args):
+            vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
+            return _bits_to_int64(builder, ir_test(builder, vecty, v))
 
-    def codegen(context, builder, sig, args):
-        vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
-        one = ir.Constant(vecty, [ir.Constant(vecty.element, 1.0)] * 32)
-        cmp = builder.and_(builder.fcmp_unordered("!=", v, ir.Constant(vecty, None)),
-                           builder.fcmp_unordered("!=", v, one))
-        return _bits_to_int64(builder, cmp)
+        return types.int64(x, types.intp), codegen
 
-    return types.int64(x, types.intp), codegen
+    return python_twin, vector
 
 
-@intrinsic
-def _nonfinite_mask32(typingctx, x, start):
-    if not _is_float_c_array(x):
-        return None
+def _ir_nonzero(builder, vecty, v):
+    return builder.fcmp_unordered("!=", v, ir.Constant(vecty, None))
 
-    def codegen(context, builder, sig, args):
-        vecty, v = _block_load(context, builder, sig.args[0], args[0], args[1])
-        z = builder.fmul(v, ir.Constant(vecty, None))  # NaN exactly for inf and NaN
-        return _bits_to_int64(builder, builder.fcmp_unordered("uno", z, z))
 
-    return types.int64(x, types.intp), codegen
+def _ir_nonbinary(builder, vecty, v):
+    one = ir.Constant(vecty, [ir.Constant(vecty.element, 1.0)] * 32)
+    return builder.and_(_ir_nonzero(builder, vecty, v), builder.fcmp_unordered("!=", v, one))
+
+
+def _ir_nonfinite(builder, vecty, v):
+    z = builder.fmul(v, ir.Constant(vecty, None))  # NaN exactly for inf and NaN
+    return builder.fcmp_unordered("uno", z, z)
+
+
+_py_nonzero_mask32, _nonzero_mask32 = _mask32(lambda block: block != 0, _ir_nonzero)
+_py_nonbinary_mask32, _nonbinary_mask32 = _mask32(
+    lambda block: (block != 0) & (block != 1), _ir_nonbinary)
+_py_nonfinite_mask32, _nonfinite_mask32 = _mask32(
+    lambda block: ~np.isfinite(block), _ir_nonfinite)
 
 
 @intrinsic

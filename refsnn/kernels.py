@@ -155,8 +155,7 @@ def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
     Visits the set bits of the step's ``masks`` (from ``scan_input``), lowest first; the
     value is read from ``x`` only for a step with values other than 0 and 1.
     """
-    B, T, n_in = x.shape
-    K = (ev_ptr.shape[0] - 1) // B
+    K = (ev_ptr.shape[0] - 1) // x.shape[0]
     for t in range(K):
         e = ev_ptr[b * K + t]
         read = general[b * K + t] != 0
