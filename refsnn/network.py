@@ -263,14 +263,19 @@ def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
 def cross_entropy(logits: np.ndarray, labels: np.ndarray):
     """Eq. (10) and (B1): mean softmax cross-entropy over the batch and its logit gradient."""
     B = logits.shape[0]
-    z = logits - logits.max(axis=1, keepdims=True)
-    logsum = np.log(np.exp(z).sum(axis=1))
-    value = float(np.mean(logsum - z[np.arange(B), labels]))
+    rows = np.arange(B)
+    top = logits.argmax(axis=1)
+    z = logits - logits[rows, top][:, None]
+    e = np.exp(z)
+    logsum = np.log(e.sum(axis=1))
+    # the value as log1p(sum of the others) - z_y: log(1 + r) rounds 1 + r first, which
+    # loses all but log10(1 / r) digits of a small loss (at 2.5e-7, 4e-10 of it)
+    e[rows, top] = 0
+    value = float(np.mean(np.log1p(e.sum(axis=1)) - z[rows, labels]))
     grad = np.exp(z - logsum[:, None])
     # p_y - 1 as minus the other classes' probabilities: the same number, but without
     # the cancellation of 1 - p_y when p_y is near 1 (float32 would lose ~1e-3 of it at
     # p_y = 1 - 1e-4)
-    rows = np.arange(B)
     grad[rows, labels] = 0
     grad[rows, labels] = -grad.sum(axis=1)
     return value, grad / B

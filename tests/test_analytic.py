@@ -86,3 +86,21 @@ def test_superposition_subthreshold():
     conv = refsnn.Conventions()
     v = lambda x: refsnn.forward(p, x, conv).v  # noqa: E731
     np.testing.assert_allclose(v(x1 + x2), v(x1) + v(x2), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("d", [-700.0, -40.0, -15.21299652739923, -1.0, 0.0, 2.5, 36.0, 700.0])
+def test_cross_entropy_two_classes_closed_form(d):
+    """Two classes, logits (0, d), label 0: loss ``log(1 + e^d)``, label gradient
+    ``-expit(d)``, other ``expit(d)``, to rounding also where the loss is tiny (d << 0)
+    and the naive ``log(sum e^z)`` and ``p_y - 1`` would cancel (4e-10 at d = -15.2)."""
+    from scipy.special import expit
+
+    from refsnn.network import cross_entropy
+
+    loss, grad = cross_entropy(np.array([[0.0, d], [d, 0.0]]), np.array([0, 1]))
+    exact = np.logaddexp(0.0, d)  # max(0, d) + log1p(exp(-|d|)): exact to rounding
+    assert loss == pytest.approx(exact, rel=4e-16, abs=0.0)
+    expected = np.array([[-expit(d), expit(d)], [expit(d), -expit(d)]]) / 2
+    # exp(d - logsum) carries the rounding of its argument, |d| eps: the conditioning of
+    # a probability e^d with respect to d, as any formula starting from rounded logits
+    np.testing.assert_allclose(grad, expected, rtol=(2 + abs(d)) * 2.0**-52, atol=0.0)

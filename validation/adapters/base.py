@@ -244,6 +244,8 @@ def readout_loss(spikes: list, p: dict, labels, conv: Conventions, n_steps: int)
     """
     import torch
 
+    from ..torch_twin import cross_entropy
+
     if conv.reg_rate_strength or conv.reg_pop_strength:
         raise ValueError("the shared readout has no spike-count regularisers")
     n_updates = len(spikes) - 1
@@ -272,7 +274,7 @@ def readout_loss(spikes: list, p: dict, labels, conv: Conventions, n_steps: int)
             logits = window.mean(dim=1)
         else:
             logits = v_out[-1]
-    loss = torch.nn.functional.cross_entropy(logits, labels, reduction="mean")
+    loss = cross_entropy(logits, labels)
     return dict(i_out=i_out, v_out=v_out, logits=logits, loss=loss)
 
 
