@@ -44,6 +44,11 @@ adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``
 states of ``g_i``); that of the readout currents is kept for all states (C per state);
 no adjoint of size (batch, time, N) is allocated.
 
+The forward pass also finds the state of each readout maximum (the "max" reduction,
+Eq. (9), used again by (B3)), and both kernels count the non-finite values they write
+(states, weight gradients) as they write them, so that overflow is reported without
+another pass over the arrays.
+
 All arithmetic runs in the dtype of the parameters (float32 or float64); a sum over
 an index runs in a fixed order, which is stated where it is not the natural one.
 
@@ -271,7 +276,8 @@ def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
 
 @jit_noinline
 def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
-                    flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
+                    flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc,
+                    bad):
     """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
 
     ``i``, ``i_out``, ``v_out`` (B, K+1, .) receive every state. ``v`` and ``s`` are
@@ -279,8 +285,9 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
     in row ``t % rows``) with ``ckpt[b, c] = v[c * seg]`` (B, K // seg + 1, N) for
     BPTT. ``counts[b, 0]`` sums the spikes of states 0 .. K-1 (the regularisers, Eq.
     (11)), ``counts[b, 1]`` those that drive a readout update (the "count" reduction).
-    ``lst`` (B, N), ``acc`` (B, N + C) are scratch; ``bad[b]`` counts non-finite
-    states of i, v, i_out, v_out.
+    For the "max" reduction, ``k_max[b, c]`` is the first recorded state at which
+    ``v_out[b, :, c]`` is largest (``argmax``). ``lst`` (B, N), ``acc`` (B, N + C) are
+    scratch; ``bad[b]`` counts non-finite states of i, v, i_out, v_out.
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -382,15 +389,23 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
     bad[b, BAD_V] = bad_v
     bad[b, BAD_I_OUT] = bad_io
     bad[b, BAD_V_OUT] = bad_vo
+    if flags[F_REDUCTION] == RED_MAX:  # Eq. (9): the first largest recorded state
+        k0 = flags[F_WIN_START]
+        for c in range(C):
+            k_max[b, c] = k0
+        for t in range(k0 + 1, K + 1):
+            for c in range(C):
+                if v_out[b, t, c] > v_out[b, k_max[b, c], c]:
+                    k_max[b, c] = t
 
 
 @pjit
 def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
-                   seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad):
+                   seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc, bad):
     """Eq. (1)-(8) for every sample, in parallel over the batch (see ``_forward_sample``)."""
     for b in prange(i.shape[0]):
         _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
-                        scale, seg, i, v, s, i_out, v_out, ckpt, counts, lst, acc, bad)
+                        scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc, bad)
 
 
 # ============================================================================ backward
@@ -823,7 +838,7 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
 
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
     order (in parallel over rows) into ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and
-    ``sum_w_out`` (N, C).
+    ``sum_w_out`` (N, C). Returns the numbers of non-finite entries of the three sums.
     """
     B = i.shape[0]
     n_tasks = (B + GROUP - 1) // GROUP
@@ -834,12 +849,17 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst, w_cnt, w_ev, w_at)
     N = sum_w_rec.shape[0]
+    bad_in = 0  # non-finite sums (``v * 0 != 0`` holds for inf and NaN only)
     for m in prange(sum_w_in.shape[0]):
         for n in range(N):
             sum_w_in[m, n] = g_w_in[0, m, n]
         for task in range(1, n_tasks):
             for n in range(N):
                 sum_w_in[m, n] += g_w_in[task, m, n]
+        for n in range(N):
+            bad_in += sum_w_in[m, n] * 0 != 0
+    bad_rec = 0
+    bad_out = 0
     for j in prange(N):
         for n in range(N):
             sum_w_rec[j, n] = g_w_spk[0, j, n]
@@ -850,3 +870,8 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
                 sum_w_rec[j, n] += g_w_spk[task, j, n]
             for c in range(sum_w_out.shape[1]):
                 sum_w_out[j, c] += g_w_spk[task, j, N + c]
+        for n in range(N):
+            bad_rec += sum_w_rec[j, n] * 0 != 0
+        for c in range(sum_w_out.shape[1]):
+            bad_out += sum_w_out[j, c] * 0 != 0
+    return bad_in, bad_rec, bad_out

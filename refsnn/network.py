@@ -214,6 +214,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         "v_out": np.empty((B, K + 1, C), dt),
         "ckpt": np.empty((B, 0 if trace else K // seg + 1, N), dt),
         "counts": np.empty((B, 2, N), dt),
+        "k_max": np.empty((B, C), np.int64),
     }
     w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
     bad = np.empty((B, 4), np.int64)
@@ -221,14 +222,15 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         x, masks, general, ptr, ev_idx, ev_val,
         np.ascontiguousarray(p.w_in), w_spk, hid, out, flags, float(conv.surrogate_scale), seg,
         st["i"], st["v"], st["s"], st["i_out"], st["v_out"], st["ckpt"], st["counts"],
-        np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
+        st["k_max"], np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
     )
-    for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
-        if n_bad:
-            raise FloatingPointError(
-                f"the network's states overflowed ({name} is not finite). Reduce the "
-                "weights or the input rate, or use float64 parameters"
-            )
+    if bad.any():
+        for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
+            if n_bad:
+                raise FloatingPointError(
+                    f"the network's states overflowed ({name} is not finite). Reduce the "
+                    "weights or the input rate, or use float64 parameters"
+                )
     with np.errstate(over="raise", invalid="raise"):
         try:
             st["logits"] = _reduce(st, p, conv, K)
@@ -246,10 +248,9 @@ def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
     """Eq. (9)."""
     k0 = 0 if conv.record_initial_state else 1
     v_out = st["v_out"]
-    if conv.reduction == "max":  # keeps the state of each maximum for (B3)
-        k = v_out[:, k0:].argmax(axis=1)
-        st["k_max"] = (k0 + k).astype(np.int64)
-        return np.take_along_axis(v_out[:, k0:], k[:, None], axis=1)[:, 0]
+    if conv.reduction == "max":  # the kernel found the state of each maximum, for (B3)
+        B, C = st["k_max"].shape
+        return v_out[np.arange(B)[:, None], st["k_max"], np.arange(C)]
     if conv.reduction == "mean":
         return v_out[:, k0:].mean(axis=1)
     if conv.reduction == "last":
@@ -399,7 +400,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     reg, g_seed = _regularisers(st["counts"][:, 0], T, conv)  # (B2)
     value = _finite_loss(ce + reg)
     # (B3): the state of each maximum, for the "max" reduction only
-    k_max = st["k_max"] if "k_max" in st else np.zeros((B, C), np.int64)
+    k_max = st["k_max"]  # (B3): read for the "max" reduction only
     g_logits = g_logits.astype(dt)
     g_seed = g_seed.astype(dt)
     seg = st["seg"]
@@ -419,7 +420,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     per_step = np.zeros((n_tasks * kn.GROUP, n_win * win), np.int64)
     per_step[:B, :K] = np.diff(ptr).reshape(B, K)
     max_window = int(per_step.reshape(n_tasks, kn.GROUP, n_win, win).sum(axis=(1, 3)).max())
-    kn.backward_kernel(
+    n_bad = kn.backward_kernel(
         np.ascontiguousarray(st["w_spk"].T), st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
@@ -432,16 +433,19 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         np.empty((n_tasks, max_window), np.int64), g_w_in, g_w_rec, g_w_out,
     )
     # per-neuron gradients: summed over the batch in a fixed order
-    g_hid_sum = g_hid.sum(axis=0)
-    g_out_sum = g_out.sum(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below, with a message
+        g_hid_sum = g_hid.sum(axis=0)
+        g_out_sum = g_out.sum(axis=0)
     grads = Params(
         w_in=g_w_in, w_rec=g_w_rec, w_out=g_w_out,
         decay_syn=g_hid_sum[0], decay_mem=g_hid_sum[1], threshold=g_hid_sum[2],
         v_reset=g_hid_sum[3], v_rest=g_hid_sum[4],
         decay_syn_out=g_out_sum[0], decay_mem_out=g_out_sum[1],
     )
+    # the kernel counted the weight gradients' non-finite entries; the sums here are checked
+    counted = dict(zip(("w_in", "w_rec", "w_out"), n_bad, strict=True))
     for name, g in grads.as_dict().items():
-        if not np.all(np.isfinite(g)):
+        if counted[name] if name in counted else not np.all(np.isfinite(g)):
             raise FloatingPointError(
                 f"the gradient of {name} overflowed. Reduce the weights or the surrogate "
                 "scale, or use float64 parameters"

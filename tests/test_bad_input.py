@@ -86,6 +86,15 @@ def test_overflow_is_an_error_not_a_silent_nan(good):
         call(huge, np.ones_like(x), y)
     with pytest.raises(FloatingPointError, match="overflowed"):
         refsnn.forward(huge, np.ones_like(x))
+    # a finite forward pass whose adjoint overflows: no spikes, but the surrogate carries
+    # the adjoint through w_rec = 1e30 at every step (float32), to g_i and so to w_in
+    quiet = p.astype(np.float32).replace(w_in=np.full((4, 3), 1e-3, np.float32),
+                                         w_rec=np.full((3, 3), 1e30, np.float32))
+    ones = np.ones((2, 12, 4), np.float32)
+    last = refsnn.Conventions(reduction="last")
+    assert refsnn.forward(quiet, ones, last).spikes.sum() == 0
+    with pytest.raises(FloatingPointError, match="the gradient of w_in overflowed"):
+        call(quiet, ones, y, last)
     big32 = p.astype(np.float32).replace(w_out=np.full((3, 2), 3e38, np.float32))
     with pytest.raises(FloatingPointError, match="overflowed"):
         call(big32, np.ones_like(x, dtype=np.float32), y, refsnn.Conventions(reduction="count"))
