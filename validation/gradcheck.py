@@ -28,12 +28,15 @@ __all__ = [
 ]
 
 #: Tolerances by dtype. float64: central differences with eps = 1e-6 have a
-#: truncation error ~ eps**2 * f''' ~ 1e-12 and a rounding error ~ 2e-16 |L| / eps
-#: ~ 2e-10 |L|, so agreement to 1e-6 relative leaves a wide margin while catching any
-#: wrong term (a missing term is typically 1e-2 relative or more). A component smaller
-#: than ``fd_atol / rtol`` (1e-3 |L|) is below what a finite difference resolves to
-#: 1e-6 relative, so it is compared absolutely, to ``fd_atol * max(1, |L|)`` (five
-#: times the rounding error). float32 runs are never finite-differenced; they are
+#: truncation error ~ eps**2 * f''' ~ 1e-12 and a rounding error ~ 2e-16 S / eps
+#: ~ 2e-10 S, where S = max(1, |L|, max |logits|): L = logsumexp(m) - m_y is computed
+#: from logits of size max |m|, and its rounding is a fraction of their last digit,
+#: not of L's (logits of 18 gave L = 1.67 a rounding noise of 1.1e-15, 5 ulps of L).
+#: Agreement to 1e-6 relative leaves a wide margin while catching any wrong term (a
+#: missing term is typically 1e-2 relative or more). A component smaller than
+#: ``fd_atol / rtol`` (1e-3 S) is below what a finite difference resolves to 1e-6
+#: relative, so it is compared absolutely, to ``fd_atol * S`` (five times the rounding
+#: error). float32 runs are never finite-differenced; they are
 #: compared with float64 (``rtol`` ~ 1e3 * eps32).
 TOLERANCES = {
     np.dtype(np.float64): dict(eps=1e-6, rtol=1e-6, fd_atol=1e-9, loss_rtol=1e-12),
@@ -181,9 +184,11 @@ def check_gradients(
     lg = refsnn.loss_and_grad if loss_and_grad is None else loss_and_grad
     value, grads = lg(p, x, labels, conventions)
     tol = TOLERANCES[np.dtype(np.float64)]
-    floor = tol["fd_atol"] * max(1.0, abs(value)) / tol["rtol"]
+    base = refsnn.forward(p, x, conventions)
+    size = max(1.0, abs(value), float(np.max(np.abs(base.logits))))  # S of ``TOLERANCES``
+    floor = tol["fd_atol"] * size / tol["rtol"]
     hard = conventions.spike_fn == "heaviside"
-    base_raster = refsnn.forward(p, x, conventions).spikes if hard else None
+    base_raster = base.spikes if hard else None
 
     def loss_at(name, delta):
         q = p.replace(**{name: getattr(p, name) + delta})
