@@ -399,8 +399,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
     reg, g_seed = _regularisers(st["counts"][:, 0], T, conv)  # (B2)
     value = _finite_loss(ce + reg)
-    # (B3): the state of each maximum, for the "max" reduction only
-    k_max = st["k_max"]  # (B3): read for the "max" reduction only
+    k_max = st["k_max"]  # (B3): the state of each maximum, read for the "max" reduction only
     g_logits = g_logits.astype(dt)
     g_seed = g_seed.astype(dt)
     seg = st["seg"]

@@ -6,6 +6,10 @@ import refsnn
 from refsnn.params import PARAM_NAMES
 from validation.gradcheck import relative_error
 
+#: logit differences d for the closed-form cross-entropy tests: both overflow ends, the
+#: tiny losses where ``log(sum e^z)`` and ``p_y - 1`` cancel (-15.2: the case found in CI)
+CE_OFFSETS = [-700.0, -40.0, -15.21299652739923, -1.0, 0.0, 2.5, 36.0, 700.0]
+
 
 def sample_floors(params, x, labels, conv):
     """Per field, one sample's largest gradient contribution: ``max_b |grad_b| / B``.

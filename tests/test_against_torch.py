@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 
 import refsnn
-from tests.helpers import assert_grads_close, sample_floors
+from tests.helpers import CE_OFFSETS, assert_grads_close, sample_floors
 from validation.gradcheck import relative_error
 from validation.strategies import cases
 
@@ -58,7 +58,7 @@ def test_paper_preset_with_heterogeneous_everything_and_ties():
     assert_grads_close(grads, grads_t, 1e-9)
 
 
-@pytest.mark.parametrize("d", [-700.0, -40.0, -15.21299652739923, -1.0, 0.0, 2.5, 36.0, 700.0])
+@pytest.mark.parametrize("d", CE_OFFSETS)
 def test_twin_cross_entropy_gradient_is_exact_where_torch_cancels(d):
     """The twin's loss (Eq. (10)) equals PyTorch's, and its label gradient is
     ``-expit(d)`` to rounding, also at d << 0 where PyTorch's ``p_y - 1`` is not (at

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import refsnn
+from tests.helpers import CE_OFFSETS
 
 
 def one_neuron(w_in, decay_syn, decay_mem, threshold, w_rec=0.0, v_reset=0.0, v_rest=0.0):
@@ -88,7 +89,7 @@ def test_superposition_subthreshold():
     np.testing.assert_allclose(v(x1 + x2), v(x1) + v(x2), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("d", [-700.0, -40.0, -15.21299652739923, -1.0, 0.0, 2.5, 36.0, 700.0])
+@pytest.mark.parametrize("d", CE_OFFSETS)
 def test_cross_entropy_two_classes_closed_form(d):
     """Two classes, logits (0, d), label 0: loss ``log(1 + e^d)``, label gradient
     ``-expit(d)``, other ``expit(d)``, to rounding also where the loss is tiny (d << 0)
