@@ -118,10 +118,14 @@ def scan_input(x, K, counts, masks, general):
     step is neither 0 nor 1 (else 0: the events of the step are all 1, the common case
     of spike input, and ``_fill_events`` then need not read ``x`` again). Returns the
     number of inf and NaN entries of all of ``x``. Each row is tested 32 entries at a
-    time (``refsnn._intrinsics``), the last ``n_in % 32`` one by one.
+    time (``refsnn._intrinsics``); the last ``n_in % 32`` as the row's last 32 entries,
+    whose results are shifted past the entries already tested (one by one when
+    ``n_in < 32``). Non-finite entries are counted only in blocks with entries other
+    than 0 and 1 (inf and NaN are such entries), so spike input skips that test.
     """
     B, T, n_in = x.shape
     n32 = n_in - n_in % 32
+    tail = n_in - n32
     bad = 0
     for b in prange(B):
         bad_b = 0
@@ -134,15 +138,23 @@ def scan_input(x, K, counts, masks, general):
                 if t < K:
                     masks[b, t, m0 // 32] = mask
                 c += popcount(mask)
-                other |= nonbinary_mask32(x, base + m0)
-                bad_b += popcount(nonfinite_mask32(x, base + m0))
-            if n32 < n_in:
-                mask = 0
-                for m in range(n32, n_in):
-                    v = x[b, t, m]
-                    mask |= (v != 0) << (m - n32)
-                    other |= (v != 0) & (v != 1)
-                    bad_b += v * 0 != 0  # true for inf and NaN only
+                if nonbinary_mask32(x, base + m0) != 0:  # inf and NaN are among these
+                    other = 1
+                    bad_b += popcount(nonfinite_mask32(x, base + m0))
+            if tail > 0:
+                if n_in >= 32:  # the last 32 entries, shifted past those tested above
+                    last = base + n_in - 32
+                    mask = nonzero_mask32(x, last) >> (32 - tail)
+                    if (nonbinary_mask32(x, last) >> (32 - tail)) != 0:
+                        other = 1
+                        bad_b += popcount(nonfinite_mask32(x, last) >> (32 - tail))
+                else:
+                    mask = 0
+                    for m in range(n_in):
+                        v = x[b, t, m]
+                        mask |= (v != 0) << m
+                        other |= (v != 0) & (v != 1)
+                        bad_b += v * 0 != 0  # true for inf and NaN only
                 if t < K:
                     masks[b, t, n32 // 32] = mask
                 c += popcount(mask)

@@ -68,7 +68,7 @@ def test_block_masks_match_their_definition():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_in", [5, 32, 70, 96])
+@pytest.mark.parametrize("n_in", [5, 32, 33, 63, 70, 96])
 @pytest.mark.parametrize("skip_last", [False, True])
 def test_scan_input_equals_numpy(dtype, n_in, skip_last):
     B, T = 3, 6
