@@ -119,13 +119,12 @@ def scan_input(x, K, counts, masks, general):
     of spike input, and ``_fill_events`` then need not read ``x`` again). Returns the
     number of inf and NaN entries of all of ``x``. Each row is tested 32 entries at a
     time (``refsnn._intrinsics``); the last ``n_in % 32`` as the row's last 32 entries,
-    whose results are shifted past the entries already tested (one by one when
-    ``n_in < 32``). Non-finite entries are counted only in blocks with entries other
-    than 0 and 1 (inf and NaN are such entries), so spike input skips that test.
+    whose results are shifted past the entries already tested (a row shorter than 32
+    one entry at a time). Non-finite entries are counted only in blocks with entries
+    other than 0 and 1 (inf and NaN are such entries), so spike input skips that test.
     """
     B, T, n_in = x.shape
-    n32 = n_in - n_in % 32
-    tail = n_in - n32
+    n_words = (n_in + 31) // 32
     bad = 0
     for b in prange(B):
         bad_b = 0
@@ -133,30 +132,28 @@ def scan_input(x, K, counts, masks, general):
             c = 0
             other = 0
             base = (b * T + t) * n_in
-            for m0 in range(0, n32, 32):
-                mask = nonzero_mask32(x, base + m0)
-                if t < K:
-                    masks[b, t, m0 // 32] = mask
-                c += popcount(mask)
-                if nonbinary_mask32(x, base + m0) != 0:  # inf and NaN are among these
-                    other = 1
-                    bad_b += popcount(nonfinite_mask32(x, base + m0))
-            if tail > 0:
-                if n_in >= 32:  # the last 32 entries, shifted past those tested above
-                    last = base + n_in - 32
-                    mask = nonzero_mask32(x, last) >> (32 - tail)
-                    if (nonbinary_mask32(x, last) >> (32 - tail)) != 0:
+            if n_in >= 32:
+                for w in range(n_words):
+                    # the last word's block is the row's last 32 entries, shifted past
+                    # those the word before tested (no shift when 32 divides n_in)
+                    start = min(32 * w, n_in - 32)
+                    shift = 32 * w - start
+                    mask = nonzero_mask32(x, base + start) >> shift
+                    if t < K:
+                        masks[b, t, w] = mask
+                    c += popcount(mask)
+                    if (nonbinary_mask32(x, base + start) >> shift) != 0:  # inf, NaN too
                         other = 1
-                        bad_b += popcount(nonfinite_mask32(x, last) >> (32 - tail))
-                else:
-                    mask = 0
-                    for m in range(n_in):
-                        v = x[b, t, m]
-                        mask |= (v != 0) << m
-                        other |= (v != 0) & (v != 1)
-                        bad_b += v * 0 != 0  # true for inf and NaN only
+                        bad_b += popcount(nonfinite_mask32(x, base + start) >> shift)
+            else:
+                mask = 0
+                for m in range(n_in):
+                    v = x[b, t, m]
+                    mask |= (v != 0) << m
+                    other |= (v != 0) & (v != 1)
+                    bad_b += v * 0 != 0  # true for inf and NaN only
                 if t < K:
-                    masks[b, t, n32 // 32] = mask
+                    masks[b, t, 0] = mask
                 c += popcount(mask)
             if t < K:
                 counts[b * K + t] = c
