@@ -24,7 +24,11 @@ def test_bench_quick_json(capsys, tmp_path):
     assert res["torch"]["status"] in ("ok", "not installed")
     assert 0 < res["refsnn"]["min_ms"] <= res["refsnn"]["median_ms"]
     assert out["matmul"]["float32"]["gflops"] > 0
-    assert out["floor"]["gflop"] > 0 and out["floor"]["refsnn_over_floor"] > 0
+    floor, dense = out["floor"], out["floor"]["dense"]
+    assert floor["gflop"] > 0 and floor["refsnn_over_floor"] > 0
+    # a network that does not fire at every state costs less than dense: a lower floor
+    assert floor["gflop"] < dense["gflop"] and floor["floor_ms"] < dense["floor_ms"]
+    assert floor["refsnn_over_floor"] > dense["refsnn_over_floor"]
     assert set(out["sweeps"]["steps"]["refsnn"]) == {"10", "20", "40"}
     assert set(out["linearity"]) == {"per_update_vs_largest", "per_sample_vs_largest"}
     assert (tmp_path / "time_vs_steps_and_hidden.png").stat().st_size > 0
@@ -37,9 +41,26 @@ def test_bench_is_a_command():
 
 
 def test_flop_count_of_the_target_case_is_about_one_gflop():
-    """The target case holds about 1 GFLOP of event-driven work at 2 % input density."""
+    """The target case holds about 1 GFLOP of dense work at 2 % input density."""
     events = TARGET.batch * (TARGET.steps - 1) * TARGET.n_in * TARGET.density
     assert 0.9e9 < flop_count(TARGET, int(events)) < 1.2e9
+
+
+def test_flop_count_prices_each_spike_by_the_columns_it_reaches():
+    """Paper conventions (d = 1, r = 2, K = T - 1): counted by hand for T = 5, N = 3, C = 2."""
+    case = Case(batch=2, steps=5, n_in=4, hidden=3, classes=2)
+    K, N, C = 4, 3, 2
+    # states 0 .. K-2 reach both targets, K-1 the hidden layer only, K neither
+    width = [N + C, N + C, N + C, N, 0]
+    adjoint = 2 * case.batch * N * sum(width)
+    assert flop_count(case, 0, np.zeros(K + 1)) == adjoint
+    assert flop_count(case, 7, np.zeros(K + 1)) == adjoint + 4 * 7 * N
+    spikes = np.array([1, 0, 2, 3, 5])
+    assert flop_count(case, 0, spikes) == adjoint + 4 * float(np.dot(spikes, width))
+    # every neuron of every sample spiking at every state is the dense count
+    assert flop_count(case, 7, np.full(K + 1, case.batch * N)) == flop_count(case, 7)
+    with pytest.raises(ValueError, match=r"spikes must hold one count per state, shape \(5,\)"):
+        flop_count(case, 0, np.zeros(K))
 
 
 @pytest.mark.parametrize("network", ["random", "paper"])
