@@ -741,7 +741,8 @@ def add_parser(subparsers) -> None:
         "bench", help="time and memory of forward + backward against PyTorch, snnTorch, Norse")
     b.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
     b.add_argument("--quick", action="store_true",
-                   help="tiny sizes, no memory measurement: a few seconds (for tests)")
+                   help="tiny sizes (the size options are ignored), no memory measurement: "
+                        "a few seconds (for tests)")
     b.add_argument("--out", default=None,
                    help="folder for the plot (default: refsnn_bench in the temp folder)")
     b.add_argument("--threads", type=_positive, default=2)
@@ -753,7 +754,8 @@ def add_parser(subparsers) -> None:
     b.add_argument("--inputs", type=_positive, default=TARGET.n_in)
     b.add_argument("--hidden", type=_positive, default=TARGET.hidden)
     b.add_argument("--classes", type=_positive, default=TARGET.classes)
-    b.add_argument("--density", type=float, default=TARGET.density)
+    b.add_argument("--density", type=_density, default=TARGET.density,
+                   help="fraction of input entries that are 1, in [0, 1] (default 0.02)")
     b.add_argument("--network", choices=("random", "paper"), default="random")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
@@ -764,4 +766,14 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def _density(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
     return value

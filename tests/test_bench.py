@@ -35,6 +35,19 @@ def test_bench_quick_json(capsys, tmp_path):
     assert 0 < out["firing_rate"] < 1 and out["input_events"] > 0
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--density", "1.5"], "argument --density: must be a number in [0, 1], got 1.5"),
+    (["--density", "nan"], "argument --density: must be a number in [0, 1], got nan"),
+    (["--density", "x"], "argument --density: must be a number in [0, 1], got x"),
+    (["--threads", "0"], "argument --threads: must be an integer >= 1, got 0"),
+])
+def test_bench_rejects_bad_options_in_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--quick", *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_bench_is_a_command():
     args = build_parser().parse_args(["bench", "--quick"])
     assert args.func.__module__ == "refsnn.bench" and args.quick
