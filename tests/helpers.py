@@ -1,8 +1,10 @@
 """Comparisons shared by the tests."""
 
 import numpy as np
+import pytest
 
 import refsnn
+from refsnn.cli import main
 from refsnn.params import PARAM_NAMES
 from validation.gradcheck import relative_error
 
@@ -31,3 +33,13 @@ def assert_grads_close(grads, expected, rtol, floors=None, what=""):
         floor = 0.0 if floors is None else floors[name]
         err = relative_error(getattr(grads, name), getattr(expected, name), floor)
         assert err <= rtol, f"gradient of {name}: relative error {err:.3g} > {rtol:g} {what}"
+
+
+def usage_error(capsys, *argv):
+    """Run ``refsnn *argv``; assert a usage error (exit 2) in one line; return the line."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    return err

@@ -11,7 +11,7 @@ import pytest
 import refsnn
 from refsnn.bench import QUICK, TARGET, Case, build_step, flop_count, make_problem
 from refsnn.cli import build_parser, main
-from tests.helpers import assert_grads_close, sample_floors
+from tests.helpers import assert_grads_close, sample_floors, usage_error
 
 
 def test_bench_quick_json(capsys, tmp_path):
@@ -42,10 +42,7 @@ def test_bench_quick_json(capsys, tmp_path):
     (["--threads", "0"], "argument --threads: must be an integer >= 1, got 0"),
 ])
 def test_bench_rejects_bad_options_in_one_line(args, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["bench", "--quick", *args])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert message in usage_error(capsys, "bench", "--quick", *args)
 
 
 def test_bench_is_a_command():

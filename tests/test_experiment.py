@@ -26,6 +26,7 @@ from refsnn.experiment import (
 )
 from refsnn.init import init_params
 from refsnn.train import PAPER_CONFIGS, TrainConfig, evaluate
+from tests.helpers import usage_error
 
 BASE = TrainConfig(dataset="yinyang", epochs=1, train_size=128, test_size=64, hidden=12,
                    batch_size=32)
@@ -279,10 +280,7 @@ def test_cli_does_not_import_dask():
     (["--seeds", "0"], "expected a positive integer, got 0"),
 ])
 def test_cli_rejects_bad_options_in_one_line(args, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["experiment", "timescale", *args])
-    err = capsys.readouterr().err
-    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert message in usage_error(capsys, "experiment", "timescale", *args)
 
 
 def test_cli_rejects_unknown_config(capsys):

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from refsnn.cli import main
+from tests.helpers import usage_error
 
 
 def run_json(capsys, *argv):
@@ -61,20 +62,13 @@ def one_line_error(*argv):
     return proc.stderr
 
 
-def usage_error(capsys, *argv):
-    with pytest.raises(SystemExit) as exc:
-        main(["validate", *argv])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1
-    return err
-
-
 def test_usage_errors_exit_2_with_one_line(capsys):
     assert "unknown framework 'nope'" in one_line_error("--against", "torch,nope")
-    assert "--against" in usage_error(capsys, "--examples", "3")
-    assert "positive integer" in usage_error(capsys, "--against", "torch", "--examples", "0")
-    assert "invalid choice" in usage_error(capsys, "--against", "torch", "--device", "tpu")
+    assert "--against" in usage_error(capsys, "validate", "--examples", "3")
+    assert "positive integer" in usage_error(capsys, "validate", "--against", "torch",
+                                             "--examples", "0")
+    assert "invalid choice" in usage_error(capsys, "validate", "--against", "torch",
+                                           "--device", "tpu")
 
 
 def test_cuda_without_a_gpu_is_an_error(capsys):
