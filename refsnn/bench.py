@@ -503,7 +503,8 @@ def _firing_rate(case: Case, seed: int) -> tuple:
     p, x, _ = make_problem(case, seed)
     tr = refsnn.forward(p, x, "paper")
     spikes = tr.spikes.sum(axis=(0, 2))  # per state, over the batch and the neurons
-    return float(tr.spikes.mean()), int(np.count_nonzero(x[:, : case.steps - 1])), spikes
+    K = len(spikes) - 1  # the input steps t < K drive an update
+    return float(tr.spikes.mean()), int(np.count_nonzero(x[:, :K])), spikes
 
 
 # ============================================================================ the command
