@@ -141,3 +141,25 @@ def test_kernels_run_as_plain_python_with_jit_disabled():
     loss, g = refsnn.loss_and_grad(p, x, np.array([0, 2]), "paper")
     compiled = np.concatenate([[loss], g.flat()])
     np.testing.assert_allclose(interpreted, compiled, rtol=1e-13, atol=1e-16)
+
+
+def test_ci_profile_draws_the_same_examples_on_every_run():
+    """The "ci" profile (``CI`` set, as in ``.ci/run``) is derandomized: a property draws
+    the same examples on every run, so that a failure in CI recurs."""
+    from hypothesis import settings
+    from hypothesis import strategies as st
+
+    def draw():
+        seen = []
+
+        @settings(settings.get_profile("ci"), database=None)
+        @given(st.integers(-10**6, 10**6))
+        def prop(n):
+            seen.append(n)
+
+        prop()
+        return seen
+
+    first = draw()
+    assert len(set(first)) > 1
+    assert draw() == first
