@@ -83,7 +83,8 @@ def _gradcheck(args) -> int:
                     status = "ok" if r["passed"] else "FAIL"
                 else:
                     status = "surrogate/stop-gradient: not a true gradient, shown for reference"
-                skipped = f" ({r['raster_changed']} skipped: raster changed)" if r["raster_changed"] else ""
+                skipped = (f" ({r['raster_changed']} skipped: raster changed)"
+                           if r["raster_changed"] else "")
                 print(f"  {name:<14} {r['max_rel']:>17.3e}  {r['checked']:>7}  {status}{skipped}")
         print("\nall exact gradients agree" if ok else "\nMISMATCH in an exact gradient")
     else:
@@ -111,14 +112,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, train_size, test_size) -> None:
+def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, train_size,
+                          test_size) -> None:
     from data_loaders import DATASET_NAMES
 
     p.add_argument("--dataset", default="fmnist", choices=DATASET_NAMES)
     p.add_argument("--hidden", type=_positive_int, default=128, help="hidden neurons (128)")
     p.add_argument("--epochs", type=_positive_int, default=epochs)
     p.add_argument("--train-size", type=_positive_int, default=train_size,
-                   help=f"training samples, a fixed stratified subset ({train_size}; --all-data for all)")
+                   help=f"training samples, a fixed stratified subset ({train_size}; "
+                        "--all-data for all)")
     p.add_argument("--test-size", type=_positive_int, default=test_size,
                    help=f"test samples, a fixed stratified subset ({test_size})")
     p.add_argument("--all-data", action="store_true", help="use every training and test sample")
@@ -128,7 +131,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, train_size
                    help="Adam learning rate of the trained decays (own group)")
     p.add_argument("--tau-syn", type=_positive_float, default=10.0, help="mean tau_syn in ms (10)")
     p.add_argument("--tau-mem", type=_positive_float, default=20.0, help="mean tau_mem in ms (20)")
-    p.add_argument("--het-dist", default="gamma", choices=["gamma", "uniform", "normal", "lognormal"],
+    p.add_argument("--het-dist", default="gamma",
+                   choices=["gamma", "uniform", "normal", "lognormal"],
                    help="HetInit distribution of time constants (gamma, shape 3)")
     p.add_argument("--tau-param", default="decay", choices=["decay", "log_tau"],
                    help="train the decays themselves (paper) or log(tau/dt)")
@@ -137,11 +141,13 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, train_size
     p.add_argument("--weight-init", default=None, choices=["paper", "fan_in"],
                    help="weight initialisation (paper's; fan_in for the procedural tasks)")
     p.add_argument("--weight-scale", type=_positive_float, default=None,
-                   help="multiply the input weights (1; fmnist 1.5, yinyang and randman 10, delay 2)")
+                   help="multiply the input weights (1; fmnist 1.5, yinyang and randman 10, "
+                        "delay 2)")
     p.add_argument("--preset", default="paper", choices=PRESET_NAMES, help="model conventions")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--steps", type=_positive_int, default=None, help="time steps (dataset default)")
-    p.add_argument("--dt", type=_positive_float, default=None, help="time step in ms (dataset default)")
+    p.add_argument("--dt", type=_positive_float, default=None,
+                   help="time step in ms (dataset default)")
     p.add_argument("--time-scale", type=_positive_float, default=1.0,
                    help="multiply input spike times (robustness experiment)")
     p.add_argument("--data-root", default=None, help="dataset folder (see docs/data.md)")
@@ -154,7 +160,8 @@ def _train_config(args, **overrides):
     from .train import TrainConfig
 
     return TrainConfig(
-        dataset=args.dataset, config=overrides.get("config", getattr(args, "config", "hetinit-hettr")),
+        dataset=args.dataset,
+        config=overrides.get("config", getattr(args, "config", "hetinit-hettr")),
         hidden=args.hidden, epochs=args.epochs,
         train_size=None if args.all_data else args.train_size,
         test_size=None if args.all_data else args.test_size,
@@ -173,7 +180,8 @@ def _train(args) -> int:
     from .train import train
 
     cfg = _train_config(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset}-{cfg.config}-seed{cfg.seed}"
+    out = (Path(args.out) if args.out
+           else Path("runs") / f"{cfg.dataset}-{cfg.config}-seed{cfg.seed}")
     try:
         result = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -222,10 +230,11 @@ def _compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``refsnn`` argument parser."""
+    """Build the ``refsnn`` argument parser."""
     parser = _Parser(prog="refsnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    g = sub.add_parser("gradcheck", help="finite differences against BPTT on a small random network")
+    g = sub.add_parser("gradcheck",
+                       help="finite differences against BPTT on a small random network")
     g.add_argument("--preset", default="smooth", choices=PRESET_NAMES)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -247,11 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(c, epochs=3, train_size=5000, test_size=1000)
     c.set_defaults(func=_compare)
     # Each further command lives in its own module with ``add_parser(subparsers)``,
-    # which registers the command and sets ``func``; one line each below.
+    # which registers the command and sets ``func``; an import and a call each below.
     # --- commands ---
-    from validation.cli import add_parser as _add_validate; _add_validate(sub)  # noqa: E702
-    from .experiment import add_parser as _add_experiment; _add_experiment(sub)  # noqa: E702
-    from .bench import add_parser as _add_bench; _add_bench(sub)  # noqa: E702
+    from validation.cli import add_parser as _add_validate
+    _add_validate(sub)
+    from .experiment import add_parser as _add_experiment
+    _add_experiment(sub)
+    from .bench import add_parser as _add_bench
+    _add_bench(sub)
     # --- end commands ---
     return parser
 

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import CHECKPOINT, PAPER_CONFIGS, TrainConfig, TrainResult, load_checkpoint, open_data, train
+from .train import (
+    CHECKPOINT,
+    PAPER_CONFIGS,
+    TrainConfig,
+    TrainResult,
+    load_checkpoint,
+    open_data,
+    train,
+)
 
 __all__ = ["compare", "summarise", "format_table"]
 
@@ -49,12 +57,13 @@ def format_table(rows: list) -> str:
     """Markdown table of ``summarise`` rows."""
     lines = ["| configuration | test accuracy (mean +- s.e.m.) | seeds |", "|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['config']} | {100 * r['mean']:.2f} +- {100 * r['sem']:.2f} % | {r['n']} |")
+        lines.append(f"| {r['config']} | {100 * r['mean']:.2f} +- {100 * r['sem']:.2f} % "
+                     f"| {r['n']} |")
     return "\n".join(lines)
 
 
 def _load_finished(run_dir: Path, cfg: TrainConfig):
-    """A TrainResult from a finished run's checkpoint, or None."""
+    """Return a TrainResult from a finished run's checkpoint, or None."""
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
@@ -85,7 +94,8 @@ def compare(base: TrainConfig, out, *, configs=PAPER_CONFIGS, seeds=(0,), progre
             run_dir = _run_dir(out, config, seed)
             done = _load_finished(run_dir, cfg)
             if done is not None:
-                log(f"{config} seed {seed}: finished earlier, test accuracy {done.test_accuracy:.4f}")
+                log(f"{config} seed {seed}: finished earlier, "
+                    f"test accuracy {done.test_accuracy:.4f}")
                 results[config].append(done)
                 continue
             if seed not in data_cache:
@@ -144,12 +154,14 @@ def _plots(out: Path, results: dict, data_cache: dict, base: TrainConfig) -> lis
     plt.close(fig)
 
     # time constants, initial vs learned
-    trained = [c for c, runs in results.items() if runs and runs[0].config.config.endswith(("hettr", "homtr"))]
+    trained = [c for c, runs in results.items()
+               if runs and runs[0].config.config.endswith(("hettr", "homtr"))]
     if trained:
         dt = next(iter(data_cache.values()))[0].dt if data_cache else (base.dt_ms or 1.0) * 1e-3
         fig, axes = plt.subplots(2, len(trained), figsize=(4.5 * len(trained), 6), squeeze=False)
         for j, config in enumerate(trained):
-            for i, (field, label) in enumerate((("decay_mem", "membrane"), ("decay_syn", "synaptic"))):
+            for i, (field, label) in enumerate((("decay_mem", "membrane"),
+                                                ("decay_syn", "synaptic"))):
                 ax = axes[i, j]
                 init = np.concatenate([-dt / np.log(getattr(r.initial_params, field).astype(float))
                                        for r in results[config]]) * 1e3
@@ -188,7 +200,8 @@ def _plots(out: Path, results: dict, data_cache: dict, base: TrainConfig) -> lis
         a1.set_ylabel("hidden neuron")
         steps = np.arange(first, first + tr.v_out.shape[1])
         for c in range(tr.v_out.shape[2]):
-            a2.plot(steps, tr.v_out[0, :, c], lw=2 if c == int(test_ds.labels[test_idx[0]]) else 0.8)
+            a2.plot(steps, tr.v_out[0, :, c],
+                    lw=2 if c == int(test_ds.labels[test_idx[0]]) else 0.8)
         a2.set_ylabel("readout v")
         a2.set_xlabel("time step")
         a0.set_title(f"{config}: one test sample (label {int(test_ds.labels[test_idx[0]])}, "

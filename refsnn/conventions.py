@@ -161,7 +161,8 @@ class Conventions:
                 raise ValueError(f"Conventions.{name} must be an int >= {low}, got {value!r}")
         scale = self.surrogate_scale
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise ValueError(f"Conventions.surrogate_scale must be a finite float > 0, got {scale!r}")
+            raise ValueError("Conventions.surrogate_scale must be a finite float > 0, "
+                             f"got {scale!r}")
         for name in ("reg_rate_strength", "reg_rate_target", "reg_pop_strength", "reg_pop_target"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value)):

@@ -105,7 +105,7 @@ def init_params(
     conventions: Conventions | None = None,
     dtype=np.float32,
 ) -> Params:
-    """A network initialised as in the paper.
+    """Initialise a network as in the paper.
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ def random_params(
     weight_scale: float = 1.0,
     heterogeneous: bool = True,
 ) -> Params:
-    """A random network whose neurons fire for sparse random input.
+    """Draw a random network whose neurons fire for sparse random input.
 
     Weights ~ U(-b, b) times ``weight_scale`` with ``b = 1/sqrt(n_in)`` (input, biased
     positive so the layer fires), ``1/sqrt(N)`` (recurrent, readout); decays in

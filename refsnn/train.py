@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .conventions import PRESET_NAMES, Conventions
-from .init import DECAY_MAX, DECAY_MIN, THRESHOLD_MAX, THRESHOLD_MIN, TAU_DISTRIBUTIONS, init_params
+from .init import DECAY_MAX, DECAY_MIN, TAU_DISTRIBUTIONS, THRESHOLD_MAX, THRESHOLD_MIN, init_params
 from .network import forward, loss_grad_and_logits
 from .params import PARAM_NAMES, Params
 
@@ -152,7 +152,7 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with fields changed."""
+        """Return a copy with fields changed."""
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -182,7 +182,7 @@ class TrainResult:
         return self.metrics[-1]["train_accuracy"]
 
     def summary(self) -> dict:
-        """The JSON summary of ``refsnn train --json``."""
+        """Return the JSON summary of ``refsnn train --json``."""
         last = self.metrics[-1]
         return dict(
             test_accuracy=last["test_accuracy"],
@@ -222,8 +222,11 @@ def _trainable(cfg: TrainConfig) -> tuple:
 
 
 def _to_variables(p: Params, cfg: TrainConfig) -> dict:
-    """The optimiser's variables: weights as they are; decays per neuron (HetTr) or one
-    shared value (HomTr), as decays or as log(tau/dt)."""
+    """Return the optimiser's variables.
+
+    Weights as they are; decays per neuron (HetTr) or one shared value (HomTr), as
+    decays or as log(tau/dt).
+    """
     mode = CONFIGS[cfg.config][1]
     out = {}
     for name in _trainable(cfg):
@@ -268,7 +271,8 @@ def _variable_grads(grads: Params, variables: dict, cfg: TrainConfig) -> dict:
 def _clamp(variables: dict, cfg: TrainConfig) -> None:
     for name, a in variables.items():
         if name.startswith("decay"):
-            lo, hi = (_LOG_TAU_MIN, _LOG_TAU_MAX) if cfg.tau_param == "log_tau" else (DECAY_MIN, DECAY_MAX)
+            lo, hi = ((_LOG_TAU_MIN, _LOG_TAU_MAX) if cfg.tau_param == "log_tau"
+                      else (DECAY_MIN, DECAY_MAX))
             np.clip(a, lo, hi, out=a)
         elif name == "threshold":
             np.clip(a, THRESHOLD_MIN, THRESHOLD_MAX, out=a)
@@ -293,7 +297,7 @@ def _adam_step(variables, grads, state, cfg: TrainConfig) -> None:
 
 # ------------------------------------------------------------------- data
 def open_data(cfg: TrainConfig):
-    """The train and test ``SpikeDataset`` and the fixed stratified index subsets."""
+    """Load the train and test ``SpikeDataset`` and the fixed stratified index subsets."""
     import data_loaders as dl
 
     kwargs = dict(root=cfg.data_root, n_steps=cfg.n_steps, time_scale=cfg.time_scale)

@@ -21,14 +21,18 @@ def call(p, x, y, conv=None):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda p, x, y: (p, x[0], y), r"x must have shape \(batch, time, n_in\), got shape \(6, 4\)"),
+        (lambda p, x, y: (p, x[0], y),
+         r"x must have shape \(batch, time, n_in\), got shape \(6, 4\)"),
         (lambda p, x, y: (p, x[:, :, :3], y), r"x has 3 inputs .* params.w_in expects 4"),
-        (lambda p, x, y: (p, x.astype(np.float32), y), r"x has dtype float32 but the parameters are float64"),
+        (lambda p, x, y: (p, x.astype(np.float32), y),
+         r"x has dtype float32 but the parameters are float64"),
         (lambda p, x, y: (p, x[:0], y[:0]), r"empty batch"),
         (lambda p, x, y: (p, x.tolist(), y), r"x must be a numpy array"),
-        (lambda p, x, y: (p, np.where(x > 0, np.nan, x), y), r"x contains a non-finite value nan at index"),
+        (lambda p, x, y: (p, np.where(x > 0, np.nan, x), y),
+         r"x contains a non-finite value nan at index"),
         (lambda p, x, y: (p, np.where(x > 0, np.inf, x), y), r"x contains a non-finite value inf"),
-        (lambda p, x, y: (p, x, np.array([0, 2])), r"labels contains 2; labels must lie in \[0, 2\)"),
+        (lambda p, x, y: (p, x, np.array([0, 2])),
+         r"labels contains 2; labels must lie in \[0, 2\)"),
         (lambda p, x, y: (p, x, np.array([-1, 0])), r"labels contains -1"),
         (lambda p, x, y: (p, x, np.array([0, 1, 1])), r"labels must have shape \(2,\)"),
         (lambda p, x, y: (p, x, np.array([0.0, 1.0])), r"labels must be integers"),
@@ -40,10 +44,12 @@ def call(p, x, y, conv=None):
          r"params.threshold contains a non-finite value \(nan at flat index 1\)"),
         (lambda p, x, y: (p.replace(w_rec=np.zeros((3, 4))), x, y),
          r"params.w_rec has shape \(3, 4\); expected \(3, 3\)"),
-        (lambda p, x, y: (p.replace(v_rest=np.zeros(2)), x, y), r"params.v_rest has shape \(2,\); expected \(3,\)"),
+        (lambda p, x, y: (p.replace(v_rest=np.zeros(2)), x, y),
+         r"params.v_rest has shape \(2,\); expected \(3,\)"),
         (lambda p, x, y: (p.replace(w_out=p.w_out.astype(np.float32)), x, y),
          r"params.w_out has dtype float32 but params.w_in has float64"),
-        (lambda p, x, y: (p.astype(np.float16), x.astype(np.float16), y), r"allowed: float32 or float64"),
+        (lambda p, x, y: (p.astype(np.float16), x.astype(np.float16), y),
+         r"allowed: float32 or float64"),
         (lambda p, x, y: (p.replace(w_in=[[1.0]]), x, y), r"params.w_in must be a numpy array"),
         (lambda p, x, y: (p.as_dict(), x, y), r"params must be a refsnn.Params"),
     ],
@@ -76,7 +82,8 @@ def test_bad_conventions():
     with pytest.raises(ValueError, match=r"reset_detached must be a bool, got 1"):
         refsnn.Conventions(reset_detached=1)
     with pytest.raises(ValueError, match=r"conventions must be a refsnn.Conventions"):
-        refsnn.forward(refsnn.random_params(1, 1, 1, np.random.default_rng(0)), np.zeros((1, 2, 1)), 3)
+        refsnn.forward(refsnn.random_params(1, 1, 1, np.random.default_rng(0)),
+                       np.zeros((1, 2, 1)), 3)
 
 
 def test_overflow_is_an_error_not_a_silent_nan(good):

@@ -21,7 +21,8 @@ def run(args, env=None):
 def test_train_json_summary(tmp_path, capsys):
     assert main(["train", *TINY, "--out", str(tmp_path / "r"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("test_accuracy", "train_accuracy", "seconds", "samples_per_second", "params_sha256"):
+    for key in ("test_accuracy", "train_accuracy", "seconds", "samples_per_second",
+                "params_sha256"):
         assert key in summary
     assert 0 <= summary["test_accuracy"] <= 1 and len(summary["params_sha256"]) == 64
     assert (tmp_path / "r" / "checkpoint.npz").exists()
@@ -38,7 +39,8 @@ def test_train_json_summary(tmp_path, capsys):
         (["train", "--epochs", "0"], None, "expected a positive integer, got 0"),
         (["train", "--no-progress"], {"REFSNN_FMNIST_ROOT": "/nonexistent/fmnist"},
          "apt-get install -y dataset-fashion-mnist"),
-        (["compare", "--configs", "hetinit-hettr,nope", *TINY], None, "unknown configuration(s) ['nope']"),
+        (["compare", "--configs", "hetinit-hettr,nope", *TINY], None,
+         "unknown configuration(s) ['nope']"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(args, env, message):

@@ -5,12 +5,12 @@ largest magnitude). Against cancellation the denominator is floored by the size 
 one sample's contribution, ``max_b |grad_b| / B``: a batch gradient is a mean of
 per-sample gradients of both signs (identical samples with different labels cancel
 almost exactly), and its rounding error is relative to its terms, not to the result
-(see ``validation.gradcheck.relative_error``). The kernel accumulates input and recurrent events one by one while
-the oracle uses BLAS matrix products, so sums are rounded in a different order
-(~1e-16 relative per step); BPTT then carries these through up to 20 steps of
-recursion and surrogate factors up to 100 (the paper's scale), so a few 1e-14 are
-observed (worst over thousands of cases ~3e-13); 1e-11 still flags any wrong term,
-which shows up at 1e-3 or more.
+(see ``validation.gradcheck.relative_error``). The kernel accumulates input and
+recurrent events one by one while the oracle uses BLAS matrix products, so sums are
+rounded in a different order (~1e-16 relative per step); BPTT then carries these
+through up to 20 steps of recursion and surrogate factors up to 100 (the paper's
+scale), so a few 1e-14 are observed (worst over thousands of cases ~3e-13); 1e-11
+still flags any wrong term, which shows up at 1e-3 or more.
 """
 
 import numpy as np

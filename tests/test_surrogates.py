@@ -32,7 +32,8 @@ def test_surrogate_is_derivative_of_its_antiderivative(name, scale):
     h = 1e-6 / scale
     fd = (ANTIDERIVATIVES[name](x + h, scale) - ANTIDERIVATIVES[name](x - h, scale)) / (2 * h)
     kink = np.abs(np.abs(scale * x) - 1) < 1e-5  # triangle's kinks at |x| = 1/s
-    np.testing.assert_allclose(surrogate(name, x, scale)[~kink], fd[~kink], rtol=1e-6, atol=1e-6 * scale)
+    np.testing.assert_allclose(surrogate(name, x, scale)[~kink], fd[~kink], rtol=1e-6,
+                               atol=1e-6 * scale)
 
 
 @pytest.mark.parametrize("name", sorted(SURROGATE_CODES))
@@ -68,5 +69,5 @@ def test_smooth_spike_stable_and_twin():
     x = np.array([-1e3, -3.0, 0.0, 3.0, 1e3])
     y = smooth_spike(x, 4.0)
     assert np.all(np.isfinite(y)) and y[0] == 0.0 and y[-1] == 1.0 and y[2] == 0.5
-    for xi, yi in zip(x, y):
+    for xi, yi in zip(x, y, strict=True):
         assert smooth_spike_scalar(xi, 4.0) == pytest.approx(yi, rel=1e-15, abs=1e-300)

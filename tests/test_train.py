@@ -49,7 +49,8 @@ def test_init_params_paper():
     p = init_params(784, 128, 10, np.random.default_rng(1), dt=1e-3, dist="hom")
     assert p.dtype == np.float32
     assert np.abs(p.w_in).max() <= 1 / math.sqrt(128) and np.abs(p.w_out).max() <= 1 / math.sqrt(10)
-    assert np.allclose(p.decay_syn, math.exp(-1 / 10)) and np.allclose(p.decay_mem, math.exp(-1 / 20))
+    assert (np.allclose(p.decay_syn, math.exp(-1 / 10))
+            and np.allclose(p.decay_mem, math.exp(-1 / 20)))
     het = init_params(784, 128, 10, np.random.default_rng(1), dt=1e-3, dist="gamma",
                       het_threshold=True, dtype=np.float64)
     assert het.decay_mem.std() > 0.01 and het.decay_mem_out.std() > 0
@@ -192,7 +193,8 @@ def test_bad_config_values():
         train(tiny(train_size=16), None, progress=False)
 
 
-@pytest.mark.skipif(not __import__("os").path.isdir(FMNIST), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not __import__("os").path.isdir(FMNIST),
+                    reason="dataset-fashion-mnist not installed")
 def test_fmnist_hetinit_hettr_learns():
     """Acceptance (issue 4): HetInit-HetTr, 5000 training samples, 3 epochs, 1000 test
     samples: >= 70 % test accuracy, and the time constants move."""

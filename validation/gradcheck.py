@@ -120,7 +120,7 @@ class GradcheckReport:
 
 
 def exact_twin(conv: refsnn.Conventions, scale: float | None = None) -> refsnn.Conventions:
-    """The same conventions with a smooth spike and no stop-gradient anywhere.
+    """Return the same conventions with a smooth spike and no stop-gradient anywhere.
 
     Its BPTT gradient is the exact gradient of its loss, so every code path of the
     conventions (reset form, delays, input scale, reduction) can be checked by finite

@@ -72,7 +72,7 @@ class Comparison:
         return not self.error and all(e.ok for e in self.errors.values())
 
     def culprit(self) -> QuantityError | None:
-        """The quantity to blame for a failure (None when passed).
+        """Return the quantity to blame for a failure (None when passed).
 
         The first failing one of the forward pass in causal order (currents, membranes,
         spikes, readout, logits, loss), else the gradient with the largest ratio of
@@ -121,7 +121,7 @@ class Counterexample:
                 f"hidden {s['hidden']}, classes {s['classes']}")
 
     def conventions_text(self) -> str:
-        """The conventions as the nearest preset plus the fields that differ from it."""
+        """Describe the conventions as the nearest preset plus the fields that differ from it."""
         best = None
         for name in Conventions.PRESETS:
             diff = self.conventions_diff(Conventions.preset(name))
@@ -242,7 +242,7 @@ class FrameworkReport:
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        """The JSON record of ``refsnn validate --json``."""
+        """Return the JSON record of ``refsnn validate --json``."""
         out = dict(cases=self.cases, passed=self.passed, failed=self.failed,
                    findings=list(self.findings), status=self.status, installed=self.installed,
                    engine=self.engine)
@@ -259,7 +259,7 @@ class FrameworkReport:
 
 
 def conformance_table(reports: list) -> str:
-    """A Markdown table of ``FrameworkReport``s (the one in docs/validation.md)."""
+    """Build a Markdown table of ``FrameworkReport``s (the one in docs/validation.md)."""
     head = ("| framework | version | status | cases | passed | failed | worst trace rel. | "
             "worst gradient rel. | gradient tolerance |")
     lines = [head, "|" + "---|" * 9]

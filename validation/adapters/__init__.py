@@ -27,7 +27,7 @@ ADAPTER_NAMES = ("torch", "paper", "snntorch", "norse", "spikingjelly")
 
 
 def get_adapter(name: str) -> Adapter:
-    """The adapter called ``name`` (one of ``ADAPTER_NAMES``)."""
+    """Return the adapter called ``name`` (one of ``ADAPTER_NAMES``)."""
     if name == "torch":
         from .twin import TorchTwinAdapter as cls
     elif name == "paper":

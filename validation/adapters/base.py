@@ -150,7 +150,7 @@ class Adapter:
         raise NotImplementedError
 
     def prepare(self, params: Params, conv: Conventions) -> Params:
-        """The parameters with what the peer cannot express set to its fixed values.
+        """Return the parameters with what the peer cannot express set to its fixed values.
 
         E.g. ``v_rest = 0`` where the peer has no rest potential.
         """
@@ -283,8 +283,11 @@ READOUT_FIELDS = ("w_out", "decay_syn_out", "decay_mem_out")
 
 
 def peer_run(i_syn: list, v: list, spikes: list, ro: dict, grads: dict) -> PeerRun:
-    """The ``PeerRun`` of a peer: its hidden states (lists of K + 1 tensors (B, N)), the
-    readout ``ro`` of ``readout_loss`` and the gradients."""
+    """Build the ``PeerRun`` of a peer from its states, readout and gradients.
+
+    The hidden states are lists of K + 1 tensors (B, N); ``ro`` is the readout of
+    ``readout_loss``.
+    """
     traces = dict(i_syn=stack_states(i_syn), v=stack_states(v), spikes=stack_states(spikes),
                   i_syn_out=stack_states(ro["i_out"]), v_out=stack_states(ro["v_out"]),
                   logits=ro["logits"].detach().cpu().double().numpy())
@@ -299,7 +302,7 @@ def stack_states(states: list) -> np.ndarray:
 
 
 def grads_to_numpy(grads) -> np.ndarray:
-    """A gradient tensor as float64 numpy."""
+    """Convert a gradient tensor to float64 numpy."""
     return grads.detach().to("cpu").double().numpy()
 
 

@@ -211,7 +211,7 @@ class NorseAdapter(Adapter):
         return peer_run(cur, vs, spikes, ro, grads)
 
     def findings(self, device: str = "cpu") -> list:
-        """The SuperSpike scale defect and Norse's defaults, each measured here."""
+        """SuperSpike's scale defect and Norse's defaults, each measured here."""
         import torch
 
         from validation.check import probe

@@ -61,7 +61,7 @@ class PaperAdapter(Adapter):
     min_steps = 4
 
     def conventions(self):
-        """The paper preset with a surrogate scale from ``SCALES``."""
+        """Strategy of the paper preset with a surrogate scale from ``SCALES``."""
         paper = Conventions.preset("paper")
         return st.sampled_from(SCALES).map(lambda s: paper.replace(surrogate_scale=s))
 

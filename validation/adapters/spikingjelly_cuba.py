@@ -164,7 +164,7 @@ class SpikingJellyAdapter(Adapter):
         return p
 
     def expected_traces(self, states: dict, params: Params, conv: Conventions) -> dict:
-        """The node stores ``g * I`` and the membrane after its reset."""
+        """Map refsnn's states to what the node stores: ``g * I``, the membrane after reset."""
         _, _, g, _ = prescaled(params, conv)
         s, v = states["spikes"], states["v"]
         if conv.reset == "to_reset_leak":

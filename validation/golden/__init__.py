@@ -39,12 +39,12 @@ FOLDER = Path(__file__).resolve().parent / "v1"
 
 
 def manifest(folder: Path | str = FOLDER) -> dict:
-    """The parsed ``manifest.json`` of ``folder``."""
+    """Read and parse the ``manifest.json`` of ``folder``."""
     return json.loads((Path(folder) / "manifest.json").read_text())
 
 
 def names(folder: Path | str = FOLDER) -> list:
-    """The problem names in ``folder`` (manifest order)."""
+    """Return the problem names in ``folder`` (manifest order)."""
     return [c["name"] for c in manifest(folder)["cases"]]
 
 
