@@ -1,0 +1,261 @@
+"""What refsnn's data flow costs at best on this machine: the bare primitives, priced.
+
+Run: ``python benchmarks/bounds.py [--threads 2] [--quick] [--json]``.
+
+The floor of ``refsnn bench`` prices every flop of the event-driven arithmetic at the
+rate of a large matrix product. This script prices the same work at the measured speed
+of the bare operation each part of refsnn reduces to, with none of refsnn's bookkeeping
+(no spike lists, masks, sorting or elementwise work), one thread each, on the target
+case's own shapes and counts (taken from its forward pass):
+
+- ``gather w_spk``: a spike adds its row of ``[w_rec | w_out]`` (N + C floats) to a
+  sum, four rows per load and store of the sum as in refsnn, the sum cleared every
+  "spikes per sample and state" rows; counted once per spike that drives an update.
+- ``gather w_in``: the same for an input event and its row of ``w_in``.
+- ``update dw_spk``: a row of the weight gradient ``dL/d[w_rec | w_out]`` read, added
+  to and written back (B13); counted once per row update of refsnn, which adds the
+  samples of a task that spike in pairs: ``ceil(k / 2)`` for a neuron spiking in k of
+  the task's samples at a state. Priced as a single update (a pair costs more).
+- ``update dw_in``: the same for ``dL/dw_in`` (B12): ``ceil(c / 2)`` per input row
+  with c events in a task's window of states (refsnn sorts each window by row).
+- ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
+  refsnn's own ``_matvec_quad`` (four samples per pass of the weights) in a loop.
+- ``scan``: reading the dense input once (refsnn's ``scan_input``, on all threads).
+
+The rows are random rows of matrices of the target's sizes; the parts on one thread
+are divided by the thread count (perfect parallel speed-up, no synchronisation). The
+sum is a lower bound of a call that keeps refsnn's data flow, elementwise work aside;
+the script prints it beside the floor, three times the floor and refsnn's own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numba
+import numpy as np
+
+import refsnn
+from refsnn import bench, kernels
+from refsnn.network import WINDOW_SEGMENTS, _segment
+
+
+@numba.njit(error_model="numpy")
+def gather_rows(w, rows, per, acc):
+    """Add the rows ``w[rows]`` to ``acc``, four at a time, clearing it every ``per``."""
+    M = w.shape[1]
+    n = rows.shape[0]
+    for s0 in range(0, n - per + 1, per):
+        for m in range(M):
+            acc[m] = 0
+        q = s0
+        while q + 4 <= s0 + per:
+            a, b, c, d = rows[q], rows[q + 1], rows[q + 2], rows[q + 3]
+            for m in range(M):
+                acc[m] += (w[a, m] + w[b, m]) + (w[c, m] + w[d, m])
+            q += 4
+        while q < s0 + per:
+            a = rows[q]
+            for m in range(M):
+                acc[m] += w[a, m]
+            q += 1
+    return acc[0]
+
+
+@numba.njit(error_model="numpy")
+def update_rows(g_w, rows, g):
+    """``g_w[rows[q]] += g[q % len(g)]`` for every q: a read, an add and a write per row."""
+    M = g_w.shape[1]
+    L = g.shape[0]
+    for q in range(rows.shape[0]):
+        r = rows[q]
+        k = q % L
+        for m in range(M):
+            g_w[r, m] += g[k, m]
+    return g_w[0, 0]
+
+
+@numba.njit(error_model="numpy")
+def adjoint_states(w_t, g_spk, g_s, states):
+    """refsnn's dense adjoint product for 4 samples, ``states`` times."""
+    for _ in range(states):
+        kernels._matvec_quad(w_t, g_spk, 0, g_s)
+    return g_s[0, 0]
+
+
+def _best(f, *args, repeats: int) -> float:
+    """Least wall time (s) of ``repeats`` calls, after one call that compiles."""
+    f(*args)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def spike_row_updates(spikes: np.ndarray, group: int = kernels.GROUP) -> int:
+    """Row updates of refsnn's B13 for ``spikes`` (B, states, N), nonzero where a neuron spikes.
+
+    The backward pass takes the samples in tasks of ``group``; at each state, a neuron
+    spiking in k samples of a task has its gradient row updated ``ceil(k / 2)`` times
+    (the samples are added in pairs).
+    """
+    s = np.asarray(spikes) != 0
+    pad = -s.shape[0] % group
+    s = np.concatenate([s, np.zeros((pad,) + s.shape[1:], bool)])
+    k = s.reshape(-1, group, *s.shape[1:]).sum(axis=1)
+    return int(((k + 1) // 2).sum())
+
+
+def input_row_updates(active: np.ndarray, win: int, group: int = kernels.GROUP) -> int:
+    """Row updates of refsnn's B12 for ``active`` (B, K, n_in), nonzero at an input event.
+
+    The events of a task of ``group`` samples are taken in windows of ``win`` steps,
+    sorted by input row; a row with c events in a window is updated ``ceil(c / 2)``
+    times (its events are added in pairs).
+    """
+    a = np.asarray(active) != 0
+    B, K, n_in = a.shape
+    n_win = -(-K // win)
+    a = np.concatenate([a, np.zeros((B, n_win * win - K, n_in), bool)], axis=1)
+    a = np.concatenate([a, np.zeros((-B % group,) + a.shape[1:], bool)])
+    c = a.reshape(-1, group, n_win, win, n_in).sum(axis=(1, 3))
+    return int(((c + 1) // 2).sum())
+
+
+def counts(case: bench.Case, seed: int = 0) -> dict:
+    """The case's events: spikes, input events and the row updates of refsnn's B12, B13."""
+    p, x, _ = bench.make_problem(case, seed)
+    tr = refsnn.forward(p, x, "paper")
+    conv = refsnn.Conventions.preset("paper")
+    B, K1, N = tr.spikes.shape
+    K = K1 - 1
+    k = np.arange(K1)
+    drives = ((k + conv.recurrent_delay <= K)
+              | ((1 <= k + conv.readout_delay) & (k + conv.readout_delay <= K)))
+    s = tr.spikes[:, drives] != 0  # the states whose spikes drive an update
+    active = x[:, :K] != 0  # the input steps that drive an update
+    win = WINDOW_SEGMENTS * _segment(K)
+    n_tasks = -(-B // kernels.GROUP)
+    n_spikes, n_events = int(s.sum()), int(active.sum())
+    spike_updates = spike_row_updates(s)
+    input_updates = input_row_updates(active, win)
+    return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
+                input_updates=input_updates, spikes_per_state=n_spikes / (B * s.shape[1]),
+                events_per_state=n_events / (B * K),
+                spike_updates_per_state=spike_updates / (n_tasks * s.shape[1]),
+                input_updates_per_window=input_updates / (n_tasks * -(-K // win)), K=K,
+                params=p, x=x, spikes_of_state=tr.spikes.sum(axis=(0, 2)))
+
+
+def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict:
+    """Price each part of ``case`` at its bare primitive; return the table as a dict."""
+    bench._set_threads(threads)
+    threads = numba.get_num_threads()  # at most the threads Numba has
+    c = counts(case, seed)
+    p, x = c.pop("params"), c.pop("x")
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(case.dtype)
+    N, C, n_in = case.hidden, case.classes, case.n_in
+    sample = min(2_000_000, 50 * max(c["spikes"], 1))
+    parts = {}
+
+    def rows_of(n_rows, count, run):
+        """Random rows, ascending within each run of ``run`` (refsnn's visiting order)."""
+        rows = rng.integers(0, n_rows, count).astype(np.int64)
+        run = max(1, round(run))
+        head = count - count % run
+        rows[:head] = np.sort(rows[:head].reshape(-1, run), axis=1).ravel()
+        return rows
+
+    def price(name, count, per_row_s):
+        parts[name] = dict(count=count, ns_each=1e9 * per_row_s,
+                           ms=1e3 * count * per_row_s / threads)
+
+    w_spk = rng.standard_normal((N, N + C)).astype(dt)
+    w_in = rng.standard_normal((n_in, N)).astype(dt)
+    for name, w, per, n in (("gather w_spk", w_spk, c["spikes_per_state"], c["spikes"]),
+                            ("gather w_in", w_in, c["events_per_state"], c["input_events"])):
+        per = max(1, round(per))
+        rows = rows_of(w.shape[0], sample, per)
+        acc = np.zeros(w.shape[1], dt)
+        price(name, n, _best(gather_rows, w, rows, per, acc, repeats=repeats) / sample)
+    for name, shape, n, run in (
+            ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_state"]),
+            ("update dw_in", (n_in, N), c["input_updates"], c["input_updates_per_window"])):
+        g_w = np.zeros(shape, dt)
+        g = rng.standard_normal((kernels.GROUP, shape[1])).astype(dt)
+        rows = rows_of(shape[0], sample, run)
+        price(name, n, _best(update_rows, g_w, rows, g, repeats=repeats) / sample)
+    w_t = np.ascontiguousarray(w_spk.T)  # (N + C, N), as refsnn's backward holds it
+    g_spk = rng.standard_normal((4, N + C)).astype(dt)
+    g_s = np.zeros((4, N), dt)
+    states = 20_000
+    per_quad = _best(adjoint_states, w_t, g_spk, g_s, states, repeats=repeats) / states
+    quad_flops = 2.0 * N * (N + C) * 4
+    # the adjoint's flops (the floor's count with no event), in passes of 4 samples
+    quads = bench.flop_count(case, 0, np.zeros(c["K"] + 1)) / quad_flops
+    parts["adjoint"] = dict(count=int(round(quads)), ns_each=1e9 * per_quad,
+                            ms=1e3 * quads * per_quad / threads,
+                            gflops_per_thread=quad_flops / per_quad / 1e9)
+    # the dense input read once (refsnn's scan, all threads)
+    Kx = c["K"]
+    n_words = -(-n_in // 32)
+    scan_args = (x, Kx, np.empty(case.batch * Kx, np.int64),
+                 np.empty((case.batch, Kx, n_words), np.uint32),
+                 np.empty(case.batch * Kx, np.uint8))
+    parts["scan"] = dict(count=int(x.size), ms=1e3 * _best(kernels.scan_input, *scan_args,
+                                                           repeats=repeats))
+    # the floor and refsnn's own time, in the same run
+    flops = bench.flop_count(case, c["input_events"], c.pop("spikes_of_state"))
+    mm, engine = bench.matmul_step(case.dtype, 2048)
+    mm_rate = 2.0 * 2048**3 / _best(mm, repeats=max(3, repeats)) / 1e9
+    y = np.zeros(case.batch, np.int64)
+    conv = refsnn.Conventions.preset("paper")
+    t_refsnn = _best(refsnn.loss_and_grad, p, x, y, conv, repeats=repeats)
+    bound = sum(part["ms"] for part in parts.values())
+    floor = flops / mm_rate / 1e6
+    return dict(case=case.label(), threads=threads, counts=c, parts=parts,
+                bound_ms=bound, floor_ms=floor, floor_gflop=flops / 1e9,
+                matmul_gflops=mm_rate, matmul_engine=engine, refsnn_ms=1e3 * t_refsnn)
+
+
+def _print(r: dict) -> None:
+    print(f"{r['case']}, {r['threads']} threads")
+    print(f"{'part':<15} {'count':>10} {'ns each':>9} {'ms':>7}")
+    for name, part in r["parts"].items():
+        each = f"{part['ns_each']:9.2f}" if "ns_each" in part else f"{'':>9}"
+        print(f"{name:<15} {part['count']:>10} {each} {part['ms']:7.2f}")
+    print(f"{'sum (bound)':<36} {r['bound_ms']:7.2f}")
+    print(f"adjoint product: {r['parts']['adjoint']['gflops_per_thread']:.1f} GFLOP/s per "
+          f"thread; {r['matmul_engine']} 2048^2: {r['matmul_gflops']:.0f} GFLOP/s "
+          f"on {r['threads']} threads")
+    print(f"floor {r['floor_gflop']:.3f} GFLOP = {r['floor_ms']:.2f} ms; 3 x floor "
+          f"{3 * r['floor_ms']:.2f} ms; bound / floor {r['bound_ms'] / r['floor_ms']:.2f}; "
+          f"refsnn {r['refsnn_ms']:.2f} ms ({r['refsnn_ms'] / r['floor_ms']:.2f} x floor)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=bench._positive, default=2, help="threads (2)")
+    ap.add_argument("--repeats", type=bench._positive, default=7,
+                    help="timed calls per part, the least is kept (7)")
+    ap.add_argument("--quick", action="store_true", help="the small QUICK case, 2 repeats")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+    case = bench.QUICK if args.quick else bench.TARGET
+    r = measure(case, args.threads, 2 if args.quick else args.repeats)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        _print(r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
