@@ -20,7 +20,8 @@ case's own shapes and counts (taken from its forward pass):
   with c events in a task's window of states (refsnn sorts each window by row).
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
   refsnn's own ``_matvec_quad`` (four samples per pass of the weights) in a loop.
-- ``scan``: reading the dense input once (refsnn's ``scan_input``, on all threads).
+- ``scan``: reading the dense input once (refsnn's input check, whose work is
+  ``scan_input``, on all threads).
 
 The rows are random rows of matrices of the target's sizes; the parts on one thread
 are divided by the thread count (perfect parallel speed-up, no synchronisation). The
@@ -41,7 +42,7 @@ import numpy as np
 
 import refsnn
 from refsnn import bench, kernels
-from refsnn.network import WINDOW_SEGMENTS, _segment
+from refsnn.network import WINDOW_SEGMENTS, _check_x, _segment
 
 
 @numba.njit(error_model="numpy")
@@ -132,13 +133,9 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     """The case's events: spikes, input events and the row updates of refsnn's B12, B13."""
     p, x, _ = bench.make_problem(case, seed)
     tr = refsnn.forward(p, x, "paper")
-    conv = refsnn.Conventions.preset("paper")
     B, K1, N = tr.spikes.shape
     K = K1 - 1
-    k = np.arange(K1)
-    drives = ((k + conv.recurrent_delay <= K)
-              | ((1 <= k + conv.readout_delay) & (k + conv.readout_delay <= K)))
-    s = tr.spikes[:, drives] != 0  # the states whose spikes drive an update
+    s = tr.spikes[:, bench.state_widths(case) > 0] != 0  # the states that drive an update
     active = x[:, :K] != 0  # the input steps that drive an update
     win = WINDOW_SEGMENTS * _segment(K)
     n_tasks = -(-B // kernels.GROUP)
@@ -203,20 +200,15 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
     parts["adjoint"] = dict(count=int(round(quads)), ns_each=1e9 * per_quad,
                             ms=1e3 * quads * per_quad / threads,
                             gflops_per_thread=quad_flops / per_quad / 1e9)
-    # the dense input read once (refsnn's scan, all threads)
-    Kx = c["K"]
-    n_words = -(-n_in // 32)
-    scan_args = (x, Kx, np.empty(case.batch * Kx, np.int64),
-                 np.empty((case.batch, Kx, n_words), np.uint32),
-                 np.empty(case.batch * Kx, np.uint8))
-    parts["scan"] = dict(count=int(x.size), ms=1e3 * _best(kernels.scan_input, *scan_args,
-                                                           repeats=repeats))
+    # the dense input read once: refsnn's input check, which is its scan (all threads)
+    conv = refsnn.Conventions.preset("paper")
+    parts["scan"] = dict(count=int(x.size),
+                         ms=1e3 * _best(_check_x, p, x, conv, repeats=repeats))
     # the floor and refsnn's own time, in the same run
     flops = bench.flop_count(case, c["input_events"], c.pop("spikes_of_state"))
     mm, engine = bench.matmul_step(case.dtype, 2048)
     mm_rate = 2.0 * 2048**3 / _best(mm, repeats=max(3, repeats)) / 1e9
     y = np.zeros(case.batch, np.int64)
-    conv = refsnn.Conventions.preset("paper")
     t_refsnn = _best(refsnn.loss_and_grad, p, x, y, conv, repeats=repeats)
     bound = sum(part["ms"] for part in parts.values())
     floor = flops / mm_rate / 1e6

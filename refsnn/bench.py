@@ -144,6 +144,21 @@ def make_problem(case: Case, seed: int = 0):
     return p, x, labels
 
 
+def state_widths(case: Case) -> np.ndarray:
+    """Return the columns of ``[w_rec | w_out]`` a spike of each state k = 0 .. K reaches.
+
+    "paper" conventions: N when state k drives a hidden update (k + d <= K), plus C
+    when it drives a readout update (1 <= k + r <= K); 0 for a state that drives none.
+    """
+    from .conventions import Conventions
+
+    conv = Conventions.preset("paper")
+    K = case.steps - 1 if conv.skip_last_input else case.steps
+    k = np.arange(K + 1)
+    to_out = (1 <= k + conv.readout_delay) & (k + conv.readout_delay <= K)
+    return case.hidden * (k + conv.recurrent_delay <= K) + case.classes * to_out
+
+
 def flop_count(case: Case, n_events: int, spikes=None) -> float:
     """Count the arithmetic of one forward + backward call, "paper" conventions.
 
@@ -160,14 +175,8 @@ def flop_count(case: Case, n_events: int, spikes=None) -> float:
     every neuron as spiking at every state: the count of a dense implementation, whose
     recurrent and readout products are all dense (about 1 GFLOP for the target case).
     """
-    from .conventions import Conventions
-
-    conv = Conventions.preset("paper")
-    K = case.steps - 1 if conv.skip_last_input else case.steps
-    N, C = case.hidden, case.classes
-    k = np.arange(K + 1)
-    to_out = (1 <= k + conv.readout_delay) & (k + conv.readout_delay <= K)
-    width = N * (k + conv.recurrent_delay <= K) + C * to_out
+    width = state_widths(case)
+    K, N = len(width) - 1, case.hidden
     if spikes is None:
         delivered = float(case.batch * N * width.sum())
     else:
