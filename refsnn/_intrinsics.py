@@ -1,4 +1,4 @@
-"""Bit-level helpers for the kernels: LLVM intrinsics, each with a plain Python twin.
+"""Bit-level and vector helpers for the kernels: LLVM intrinsics, each with a Python twin.
 
 ``nonzero_mask32(x, start)``, ``nonbinary_mask32(x, start)`` and
 ``nonfinite_mask32(x, start)`` test the 32 elements ``x.flat[start : start + 32]`` of a
@@ -10,16 +10,30 @@ the zeros below the lowest set bit. The input scan (``refsnn.kernels.scan_input`
 reads a mostly-zero input 32 entries per test, and the writing of input events
 (``refsnn.kernels._fill_events``) visits only the set bits of its masks.
 
-The caller guarantees ``start + 32 <= x.size``. With ``NUMBA_DISABLE_JIT=1`` the Python
-twins run instead.
+``fma(a, b, c)`` is ``a * b + c`` rounded once (IEEE fused multiply-add), and
+``fma_tile4(w_t, x, y, b, j0)`` applies it to a tile of the dense adjoint product
+(``refsnn.kernels._matvec_quad``): for the four rows ``b .. b+3`` of ``y`` and the
+``64 // itemsize`` columns from ``j0`` (16 in float32, 8 in float64),
+``y[b + a, j] = fma(w_t[m, j], x[b + a, m], y[b + a, j])`` for m ascending over all rows
+of ``w_t``. The tile's 4 x 2 vectors of sums stay in registers over the whole sum, so
+the loop loads two vectors of ``w_t`` and four numbers of ``x`` per eight vector
+multiply-adds and stores nothing; each entry is still one chain of ``fma`` in a fixed
+order, so the tile gives the same bits as ``fma`` entry by entry, on any machine.
+
+The caller guarantees ``start + 32 <= x.size`` (masks) and ``b + 4 <= y.shape[0]``,
+``j0 + 64 // itemsize <= y.shape[1]`` (tile), with C-contiguous arrays of one float
+dtype. With ``NUMBA_DISABLE_JIT=1`` the Python twins run instead; the twin of ``fma``
+is exact (rational arithmetic, rounded once to the dtype of ``a``).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 
@@ -121,11 +135,138 @@ def _trailing_zeros(typingctx, v):
     return types.int64(v), codegen
 
 
+def _py_fma(a, b, c):
+    """Return ``a * b + c`` rounded once to the dtype of ``a`` (to nearest, ties to even)."""
+    dt = np.asarray(a).dtype
+    a, b, c = float(a), float(b), float(c)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        with np.errstate(all="ignore"):
+            return dt.type(a * b + c)  # an infinite or NaN product, as fma gives it
+    if not np.isfinite(c):
+        return dt.type(c)  # the exact product is finite
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact == 0:  # the sign of zero: of a * b + c when both are zeros, else +0
+        return dt.type(a * b + c) if a * b == 0 else dt.type(0.0)
+    try:
+        near = float(exact)  # correctly rounded to float64
+    except OverflowError:  # beyond float64's largest after rounding
+        return dt.type(np.inf if exact > 0 else -np.inf)
+    if dt == np.float64:
+        return np.float64(near)
+    with np.errstate(over="ignore"):
+        r = dt.type(near)
+    if not np.isfinite(r) or Fraction(float(r)) == exact:
+        return r
+    # float32: rounding the float64 again may go the wrong way at a midpoint; take the
+    # nearer of the two float32 neighbours of the exact value (ties: even significand)
+    lo = r if Fraction(float(r)) < exact else np.nextafter(r, dt.type(-np.inf))
+    hi = np.nextafter(lo, dt.type(np.inf))
+    d_lo, d_hi = exact - Fraction(float(lo)), Fraction(float(hi)) - exact
+    if d_lo != d_hi:
+        return lo if d_lo < d_hi else hi
+    return lo if int(np.asarray(lo).view(np.uint32)) % 2 == 0 else hi
+
+
+def _py_fma_tile4(w_t, x, y, b, j0):
+    for j in range(j0, j0 + 64 // w_t.itemsize):
+        for a in range(4):
+            acc = y[b + a, j]
+            for m in range(w_t.shape[0]):
+                acc = _py_fma(w_t[m, j], x[b + a, m], acc)
+            y[b + a, j] = acc
+
+
+def _fma_name(float_type, lanes=0):
+    """Name LLVM's fma for a float (``lanes=0``) or a vector of ``lanes`` floats."""
+    bits = "f64" if isinstance(float_type, ir.DoubleType) else "f32"
+    return f"llvm.fma.v{lanes}{bits}" if lanes else f"llvm.fma.{bits}"
+
+
+_FMA_TYPES = (types.float32, types.float64)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    if not (a in _FMA_TYPES and a == b == c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        t = args[0].type
+        f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t] * 3),
+                                           _fma_name(t))
+        return builder.call(f, list(args))
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _fma_tile4(typingctx, w_t, x, y, b, j0):
+    arrays = (w_t, x, y)
+    if not (all(_is_float_c_array(v) and v.ndim == 2 and v.dtype == w_t.dtype for v in arrays)
+            and w_t.dtype in _FMA_TYPES
+            and isinstance(b, types.Integer) and isinstance(j0, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        w, xa, ya = (context.make_array(t)(context, builder, v)
+                     for t, v in zip(sig.args[:3], args[:3], strict=True))
+        intp = context.get_value_type(types.intp)
+        b_ = context.cast(builder, args[3], sig.args[3], types.intp)
+        j0_ = context.cast(builder, args[4], sig.args[4], types.intp)
+        fty = context.get_data_type(sig.args[0].dtype)
+        align = sig.args[0].dtype.bitwidth // 8
+        lanes = 32 // align  # one 256-bit vector
+        vecty = ir.VectorType(fty, lanes)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
+        M, J = cgutils.unpack_tuple(builder, w.shape, 2)
+        x_cols = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
+        y_cols = cgutils.unpack_tuple(builder, ya.shape, 2)[1]
+
+        def const(k):
+            return ir.Constant(intp, k)
+
+        def vec_at(data, idx):
+            return builder.bitcast(builder.gep(data, [idx]), vecty.as_pointer())
+
+        rows = [builder.add(b_, const(a)) for a in range(4)]
+        acc = []  # (slot, flat index in y): the sums, in registers after LLVM's mem2reg
+        for row in rows:
+            for h in range(2):
+                idx = builder.add(builder.add(builder.mul(row, y_cols), j0_), const(h * lanes))
+                slot = cgutils.alloca_once(builder, vecty)
+                builder.store(builder.load(vec_at(ya.data, idx), align=align), slot)
+                acc.append((slot, idx))
+        x_rows = [builder.mul(row, x_cols) for row in rows]
+        undef = ir.Constant(vecty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        with cgutils.for_range(builder, M) as loop:
+            m = loop.index
+            w_row = builder.add(builder.mul(m, J), j0_)
+            wv = [builder.load(vec_at(w.data, builder.add(w_row, const(h * lanes))), align=align)
+                  for h in range(2)]
+            for a in range(4):
+                xs = builder.load(builder.gep(xa.data, [builder.add(x_rows[a], m)]))
+                xv = builder.shuffle_vector(
+                    builder.insert_element(undef, xs, ir.Constant(ir.IntType(32), 0)), undef,
+                    splat)
+                for h in range(2):
+                    slot = acc[2 * a + h][0]
+                    builder.store(builder.call(fma, [wv[h], xv, builder.load(slot)]), slot)
+        for slot, idx in acc:
+            builder.store(builder.load(slot), vec_at(ya.data, idx), align=align)
+        return context.get_dummy_value()
+
+    return types.none(w_t, x, y, b, j0), codegen
+
+
 if numba.config.DISABLE_JIT:
     nonzero_mask32, nonfinite_mask32 = _py_nonzero_mask32, _py_nonfinite_mask32
     nonbinary_mask32 = _py_nonbinary_mask32
     popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
+    fma, fma_tile4 = _py_fma, _py_fma_tile4
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
     popcount, trailing_zeros = _popcount, _trailing_zeros
+    fma, fma_tile4 = _fma, _fma_tile4

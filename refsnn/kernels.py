@@ -35,7 +35,8 @@ descending sweep over the states does the hidden layer (B8)-(B11), and for state
 collects the adjoint its spikes see from both
 targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11)
 ``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
-load of the weights) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j (the
+load of the weights, and each tile of sums stays in registers, one fused multiply-add
+per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j (the
 samples in which j spikes, found from a bit mask, added in pairs). (B12) adds
 ``x g_i[t + 1]`` to the rows of the active inputs. The weight gradients are summed per
 task, each in a fixed order (states descending, samples ascending), and the task sums
@@ -75,6 +76,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._intrinsics import (
+    fma,
+    fma_tile4,
     nonbinary_mask32,
     nonfinite_mask32,
     nonzero_mask32,
@@ -611,54 +614,34 @@ def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_
 def _matvec_quad(w_t, x, b, y):
     """``y[b + a, j] += sum_m w_t[m, j] * x[b + a, m]`` for the four samples a = 0..3.
 
-    The sum over m runs in pairs, ``y += w_t[m] x[m] + w_t[m+1] x[m+1]`` for m = 0, 2,
-    4, ... (then a last single row if the count is odd): the order of ``_matvec_one``,
-    so a sample gets the same bits in a quad or alone. The four samples share each load
-    of ``w_t``, and each pair of rows costs one load and store of ``y``. Pairs whose
-    eight factors are all zero add nothing and are skipped.
+    Each entry is one chain of fused multiply-adds, ``y = fma(w_t[m, j], x[b + a, m],
+    y)`` for m ascending: the order of ``_matvec_one``, so a sample gets the same bits
+    in a quad or alone. Tiles of ``64 // itemsize`` columns (``fma_tile4``) keep their
+    4 x 2 vectors of sums in registers over the whole sum; the last ``J`` modulo that
+    columns run one entry at a time.
     """
     M, J = w_t.shape
-    for m in range(0, M - 1, 2):
-        a0, a1 = x[b, m], x[b, m + 1]
-        b0, b1 = x[b + 1, m], x[b + 1, m + 1]
-        c0, c1 = x[b + 2, m], x[b + 2, m + 1]
-        d0, d1 = x[b + 3, m], x[b + 3, m + 1]
-        if (a0 == 0 and a1 == 0 and b0 == 0 and b1 == 0 and c0 == 0 and c1 == 0
-                and d0 == 0 and d1 == 0):
-            continue
-        for j in range(J):
-            w0 = w_t[m, j]
-            w1 = w_t[m + 1, j]
-            y[b, j] += w0 * a0 + w1 * a1
-            y[b + 1, j] += w0 * b0 + w1 * b1
-            y[b + 2, j] += w0 * c0 + w1 * c1
-            y[b + 3, j] += w0 * d0 + w1 * d1
-    if M % 2 == 1:
+    tile = 64 // w_t.itemsize
+    j0 = 0
+    while j0 + tile <= J:
+        fma_tile4(w_t, x, y, b, j0)
+        j0 += tile
+    for j in range(j0, J):
         for a in range(4):
-            _matvec_last(w_t, x, b + a, y)
+            acc = y[b + a, j]
+            for m in range(M):
+                acc = fma(w_t[m, j], x[b + a, m], acc)
+            y[b + a, j] = acc
 
 
 @jit_noinline
 def _matvec_one(w_t, x, b, y):
     """``_matvec_quad`` for the single sample b, in the same order."""
     M, J = w_t.shape
-    for m in range(0, M - 1, 2):
-        a0, a1 = x[b, m], x[b, m + 1]
-        if a0 == 0 and a1 == 0:
-            continue
+    for m in range(M):
+        xm = x[b, m]
         for j in range(J):
-            y[b, j] += w_t[m, j] * a0 + w_t[m + 1, j] * a1
-    if M % 2 == 1:
-        _matvec_last(w_t, x, b, y)
-
-
-@jit_noinline
-def _matvec_last(w_t, x, b, y):
-    m = w_t.shape[0] - 1
-    a0 = x[b, m]
-    if a0 != 0:
-        for j in range(w_t.shape[1]):
-            y[b, j] += w_t[m, j] * a0
+            y[b, j] = fma(w_t[m, j], xm, y[b, j])
 
 
 @jit_noinline

@@ -1,0 +1,139 @@
+"""The fused multiply-add helpers (``refsnn._intrinsics``) and the dense adjoint product.
+
+``fma`` must round once (not twice, as ``a * b + c`` does), in the compiled kernels and
+in its exact Python twin (the code that runs under ``NUMBA_DISABLE_JIT=1``), and
+``fma_tile4`` must give, bit for bit, the chain of ``fma`` that defines each entry of
+``refsnn.kernels._matvec_quad``: that is what makes a sample's adjoint the same in a
+quad of samples or alone, whatever the tile width.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from refsnn import _intrinsics as vec
+from refsnn import kernels as kn
+
+DTYPES = [np.float32, np.float64]
+
+
+@njit
+def _jit_fma(a, b, c, out):
+    for k in range(a.shape[0]):
+        out[k] = vec.fma(a[k], b[k], c[k])
+
+
+@njit
+def _jit_tile(w_t, x, y, b, j0):
+    vec.fma_tile4(w_t, x, y, b, j0)
+
+
+def _same_bits(u, v):
+    u, v = np.asarray(u), np.asarray(v)
+    return u.dtype == v.dtype and u.tobytes() == v.tobytes()
+
+
+def _both(a, b, c):
+    """Return fma(a, b, c) entry by entry, compiled and by the Python twin."""
+    got = np.empty_like(a)
+    _jit_fma(a, b, c, got)
+    with np.errstate(all="ignore"):
+        twin = np.array([vec._py_fma(*t) for t in zip(a, b, c, strict=True)], a.dtype)
+    return got, twin
+
+
+@pytest.mark.parametrize("dtype, p", [(np.float32, 12), (np.float64, 27)])
+def test_fma_rounds_once(dtype, p):
+    # (1 + 2^-p)^2 - (1 + 2^(1-p)) = 2^-2p exactly; the rounded product loses it
+    a = np.array([1 + 2.0**-p], dtype)
+    c = np.array([-(1 + 2.0 ** (1 - p))], dtype)
+    got, twin = _both(a, a, c)
+    assert got[0] == twin[0] == dtype(2.0 ** (-2 * p))
+    assert a[0] * a[0] + c[0] == 0  # unfused
+
+
+def test_python_twin_rounds_a_float32_midpoint_correctly():
+    # a * a = 1 + 2^-11 + 2^-24 is halfway between two float32; c = 2^-70 puts the exact
+    # sum above it, but rounding it to float64 first drops c, and then the tie goes to
+    # the even neighbour below: the twin must not round twice
+    a = np.array([1 + 2.0**-12], np.float32)
+    c = np.array([2.0**-70], np.float32)
+    got, twin = _both(a, a, c)
+    assert got[0] == twin[0] == np.float32(1 + 2.0**-11 + 2.0**-23)
+    assert np.float32(np.float64(a[0]) * a[0] + c[0]) == np.float32(1 + 2.0**-11)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fma_twin_equals_compiled_bit_for_bit(dtype):
+    rng = np.random.default_rng(0)
+    n = 4000
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan,
+                        np.finfo(dtype).tiny / 4, np.finfo(dtype).max / 2], dtype)
+    vals = [np.where(rng.random(n) < 0.1, rng.choice(special, n),
+                     (rng.standard_normal(n) * 2.0 ** rng.integers(-30, 30, n)))
+            .astype(dtype) for _ in range(3)]
+    # cancellation: c close to -a*b, where fused and unfused differ most
+    with np.errstate(all="ignore"):
+        vals[2][: n // 2] = -(vals[0][: n // 2] * vals[1][: n // 2])
+    got, twin = _both(*vals)
+    nan = np.isnan(got)
+    assert np.array_equal(nan, np.isnan(twin))
+    assert _same_bits(got[~nan], twin[~nan])
+    with np.errstate(all="ignore"):
+        unfused = vals[0] * vals[1] + vals[2]
+    assert (got[~nan] != unfused[~nan]).sum() > n // 10  # the cases tell fused apart
+
+
+def _chain(w_t, x, y, b, cols):
+    """The definition: each entry a chain of fma over m ascending (Python twin)."""
+    out = y.copy()
+    for j in cols:
+        acc = out[b, j]
+        for m in range(w_t.shape[0]):
+            acc = vec._py_fma(w_t[m, j], x[b, m], acc)
+        out[b, j] = acc
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fma_tile_is_the_chain_of_fma_entry_by_entry(dtype):
+    rng = np.random.default_rng(1)
+    tile = 64 // np.dtype(dtype).itemsize
+    M, J, B = 9, 2 * tile + 3, 6
+    w_t = rng.standard_normal((M, J)).astype(dtype)
+    x = rng.standard_normal((B, M)).astype(dtype)
+    x[2, 3] = 0  # a zero term adds nothing
+    y0 = rng.standard_normal((B, J)).astype(dtype)
+    y = y0.copy()
+    _jit_tile(w_t, x, y, 1, tile)  # rows 1..4, columns tile .. 2 tile - 1
+    want = y0.copy()
+    for b in range(1, 5):
+        want[b] = _chain(w_t, x, y0, b, range(tile, 2 * tile))[b]
+    assert _same_bits(y, want)
+    assert not np.array_equal(y[1:5, tile:2 * tile], y0[1:5, tile:2 * tile])
+    twin = y0.copy()
+    vec._py_fma_tile4(w_t, x, twin, 1, tile)
+    assert _same_bits(twin, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("J", [5, 16, 37, 128])
+def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
+    rng = np.random.default_rng(J)
+    M = J + 7
+    w_t = rng.standard_normal((M, J)).astype(dtype)
+    x = rng.standard_normal((5, M)).astype(dtype)
+    x[:, :2] = 0  # rows of w_t that no sample of the quad uses
+    y0 = rng.standard_normal((5, J)).astype(dtype)
+    quad = y0.copy()
+    kn._matvec_quad(w_t, x, 1, quad)  # samples 1..4
+    for b in range(1, 5):
+        alone = y0.copy()
+        kn._matvec_one(w_t, x, b, alone)
+        assert _same_bits(quad[b], alone[b])
+        if J <= 16:
+            assert _same_bits(quad[b], _chain(w_t, x, y0, b, range(J))[b])
+    assert _same_bits(quad[0], y0[0])
+    want = y0[1:] + x[1:] @ w_t  # the product itself, to float rounding
+    tol = 50 * np.finfo(dtype).eps * (np.abs(y0[1:]) + np.abs(x[1:]) @ np.abs(w_t))
+    assert np.all(np.abs(quad[1:] - want) <= tol)
