@@ -19,7 +19,8 @@ case's own shapes and counts (taken from its forward pass):
 - ``update dw_in``: the same for ``dL/dw_in`` (B12): ``ceil(c / 2)`` per input row
   with c events in a task's window of states (refsnn sorts each window by row).
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
-  refsnn's own ``_matvec_quad`` (four samples per pass of the weights) in a loop.
+  refsnn's own ``_matvec_quad`` (four samples per pass of the weights, register
+  tiles of fused multiply-adds) in a loop.
 - ``scan``: reading the dense input once (refsnn's input check, whose work is
   ``scan_input``, on all threads).
 
@@ -81,10 +82,10 @@ def update_rows(g_w, rows, g):
 
 
 @numba.njit(error_model="numpy")
-def adjoint_states(w_t, g_spk, g_s, states):
+def adjoint_states(w_t, w_p, g_spk, g_s, states):
     """refsnn's dense adjoint product for 4 samples, ``states`` times."""
     for _ in range(states):
-        kernels._matvec_quad(w_t, g_spk, 0, g_s)
+        kernels._matvec_quad(w_t, w_p, g_spk, 0, g_s)
     return g_s[0, 0]
 
 
@@ -193,7 +194,8 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
     g_spk = rng.standard_normal((4, N + C)).astype(dt)
     g_s = np.zeros((4, N), dt)
     states = 20_000
-    per_quad = _best(adjoint_states, w_t, g_spk, g_s, states, repeats=repeats) / states
+    per_quad = _best(adjoint_states, w_t, kernels.panels(w_t), g_spk, g_s, states,
+                     repeats=repeats) / states
     quad_flops = 2.0 * N * (N + C) * 4
     # the adjoint's flops (the floor's count with no event), in passes of 4 samples
     quads = bench.flop_count(case, 0, np.zeros(c["K"] + 1)) / quad_flops

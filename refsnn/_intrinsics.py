@@ -11,19 +11,22 @@ reads a mostly-zero input 32 entries per test, and the writing of input events
 (``refsnn.kernels._fill_events``) visits only the set bits of its masks.
 
 ``fma(a, b, c)`` is ``a * b + c`` rounded once (IEEE fused multiply-add), and
-``fma_tile4(w_t, x, y, b, j0)`` applies it to a tile of the dense adjoint product
-(``refsnn.kernels._matvec_quad``): for the four rows ``b .. b+3`` of ``y`` and the
-``64 // itemsize`` columns from ``j0`` (16 in float32, 8 in float64),
-``y[b + a, j] = fma(w_t[m, j], x[b + a, m], y[b + a, j])`` for m ascending over all rows
-of ``w_t``. The tile's 4 x 2 vectors of sums stay in registers over the whole sum, so
-the loop loads two vectors of ``w_t`` and four numbers of ``x`` per eight vector
-multiply-adds and stores nothing; each entry is still one chain of ``fma`` in a fixed
-order, so the tile gives the same bits as ``fma`` entry by entry, on any machine.
+``fma_tile4(w_p, x, y, b, p)`` applies it to a tile of the dense adjoint product
+(``refsnn.kernels._matvec_quad``). ``w_p`` (P, M, L) holds the columns of a matrix
+``w_t`` (M, J) in panels of ``L = 64 // itemsize`` columns (16 in float32, 8 in
+float64), ``w_p[p, m, l] = w_t[m, p L + l]``, so that a tile reads its columns as one
+stream; for the four rows ``b .. b+3`` of ``y`` and the columns of panel ``p``,
+``y[b + a, p L + l] = fma(w_p[p, m, l], x[b + a, m], y[b + a, p L + l])`` for m
+ascending over all M. The tile's 4 x 2 vectors of sums stay in registers over the
+whole sum, so the loop loads two vectors of ``w_p`` and four numbers of ``x`` per eight
+vector multiply-adds and stores nothing; each entry is still one chain of ``fma`` in a
+fixed order, so the tile gives the same bits as ``fma`` entry by entry, on any machine.
 
 The caller guarantees ``start + 32 <= x.size`` (masks) and ``b + 4 <= y.shape[0]``,
-``j0 + 64 // itemsize <= y.shape[1]`` (tile), with C-contiguous arrays of one float
-dtype. With ``NUMBA_DISABLE_JIT=1`` the Python twins run instead; the twin of ``fma``
-is exact (rational arithmetic, rounded once to the dtype of ``a``).
+``p < P``, ``x.shape[1] >= M`` and ``(p + 1) L <= y.shape[1]`` (tile), with
+C-contiguous arrays of one float dtype. With ``NUMBA_DISABLE_JIT=1`` the Python twins
+run instead; the twin of ``fma`` is exact (rational arithmetic, rounded once to the
+dtype of ``a``).
 """
 
 from __future__ import annotations
@@ -167,13 +170,14 @@ def _py_fma(a, b, c):
     return lo if int(np.asarray(lo).view(np.uint32)) % 2 == 0 else hi
 
 
-def _py_fma_tile4(w_t, x, y, b, j0):
-    for j in range(j0, j0 + 64 // w_t.itemsize):
+def _py_fma_tile4(w_p, x, y, b, p):
+    _, M, L = w_p.shape
+    for col in range(L):
         for a in range(4):
-            acc = y[b + a, j]
-            for m in range(w_t.shape[0]):
-                acc = _py_fma(w_t[m, j], x[b + a, m], acc)
-            y[b + a, j] = acc
+            acc = y[b + a, p * L + col]
+            for m in range(M):
+                acc = _py_fma(w_p[p, m, col], x[b + a, m], acc)
+            y[b + a, p * L + col] = acc
 
 
 def _fma_name(float_type, lanes=0):
@@ -200,11 +204,11 @@ def _fma(typingctx, a, b, c):
 
 
 @intrinsic
-def _fma_tile4(typingctx, w_t, x, y, b, j0):
-    arrays = (w_t, x, y)
-    if not (all(_is_float_c_array(v) and v.ndim == 2 and v.dtype == w_t.dtype for v in arrays)
-            and w_t.dtype in _FMA_TYPES
-            and isinstance(b, types.Integer) and isinstance(j0, types.Integer)):
+def _fma_tile4(typingctx, w_p, x, y, b, p):
+    if not (_is_float_c_array(w_p) and w_p.ndim == 3 and w_p.dtype in _FMA_TYPES
+            and all(_is_float_c_array(v) and v.ndim == 2 and v.dtype == w_p.dtype
+                    for v in (x, y))
+            and isinstance(b, types.Integer) and isinstance(p, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -212,16 +216,18 @@ def _fma_tile4(typingctx, w_t, x, y, b, j0):
                      for t, v in zip(sig.args[:3], args[:3], strict=True))
         intp = context.get_value_type(types.intp)
         b_ = context.cast(builder, args[3], sig.args[3], types.intp)
-        j0_ = context.cast(builder, args[4], sig.args[4], types.intp)
+        p_ = context.cast(builder, args[4], sig.args[4], types.intp)
         fty = context.get_data_type(sig.args[0].dtype)
         align = sig.args[0].dtype.bitwidth // 8
         lanes = 32 // align  # one 256-bit vector
         vecty = ir.VectorType(fty, lanes)
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
-        M, J = cgutils.unpack_tuple(builder, w.shape, 2)
+        _, M, L = cgutils.unpack_tuple(builder, w.shape, 3)  # L = 2 lanes (the caller's)
         x_cols = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
         y_cols = cgutils.unpack_tuple(builder, ya.shape, 2)[1]
+        j0_ = builder.mul(p_, L)  # the panel's first column in y
+        w_base = builder.mul(builder.mul(p_, M), L)
 
         def const(k):
             return ir.Constant(intp, k)
@@ -242,7 +248,7 @@ def _fma_tile4(typingctx, w_t, x, y, b, j0):
         splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         with cgutils.for_range(builder, M) as loop:
             m = loop.index
-            w_row = builder.add(builder.mul(m, J), j0_)
+            w_row = builder.add(w_base, builder.mul(m, L))
             wv = [builder.load(vec_at(w.data, builder.add(w_row, const(h * lanes))), align=align)
                   for h in range(2)]
             for a in range(4):
@@ -257,7 +263,7 @@ def _fma_tile4(typingctx, w_t, x, y, b, j0):
             builder.store(builder.load(slot), vec_at(ya.data, idx), align=align)
         return context.get_dummy_value()
 
-    return types.none(w_t, x, y, b, j0), codegen
+    return types.none(w_p, x, y, b, p), codegen
 
 
 if numba.config.DISABLE_JIT:

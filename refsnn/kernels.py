@@ -69,6 +69,8 @@ ev_ptr, ev_idx, ev_val
     ``ev_idx[ev_ptr[b*K + t] : ev_ptr[b*K + t + 1]]`` with values ``ev_val``.
 w_spk, w_spk_t : (N, N + C), (N + C, N)
     ``[w_rec | w_out]`` and its transpose.
+w_spk_p : (N // L, N + C, L)
+    the columns of ``w_spk_t`` in panels of ``L = PANEL_BYTES // itemsize`` (``panels``).
 """
 
 from __future__ import annotations
@@ -106,8 +108,23 @@ SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 #: is fixed; a multiple of 4 for ``_matvec_quad``, below 64 for the bit masks of
 #: ``_spike_weight_grad``.
 GROUP = 8
+#: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
+PANEL_BYTES = 64
 #: the (bad) non-finite counters of the forward pass, per sample
 BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
+
+
+def panels(w_t: np.ndarray) -> np.ndarray:
+    """Return the whole panels of ``w_t`` (M, J): ``w_p[p, m, l] = w_t[m, p L + l]``.
+
+    ``L = PANEL_BYTES // itemsize`` columns per panel, ``J // L`` panels (the last
+    ``J % L`` columns are left out), C-contiguous, so that ``fma_tile4`` reads a panel as
+    one stream (the columns of ``w_t`` would be rows ``J * itemsize`` bytes apart).
+    """
+    M, J = w_t.shape
+    L = PANEL_BYTES // w_t.itemsize
+    P = J // L
+    return np.ascontiguousarray(w_t[:, : P * L].reshape(M, P, L).transpose(1, 0, 2))
 
 
 # ============================================================================ events
@@ -611,22 +628,20 @@ def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_
 
 
 @jit_noinline
-def _matvec_quad(w_t, x, b, y):
+def _matvec_quad(w_t, w_p, x, b, y):
     """``y[b + a, j] += sum_m w_t[m, j] * x[b + a, m]`` for the four samples a = 0..3.
 
     Each entry is one chain of fused multiply-adds, ``y = fma(w_t[m, j], x[b + a, m],
     y)`` for m ascending: the order of ``_matvec_one``, so a sample gets the same bits
-    in a quad or alone. Tiles of ``64 // itemsize`` columns (``fma_tile4``) keep their
-    4 x 2 vectors of sums in registers over the whole sum; the last ``J`` modulo that
-    columns run one entry at a time.
+    in a quad or alone. The columns in the panels ``w_p`` (``panels(w_t)``) run as
+    tiles whose 4 x 2 vectors of sums stay in registers over the whole sum
+    (``fma_tile4``); the last columns, fewer than a panel, one entry at a time.
     """
     M, J = w_t.shape
-    tile = 64 // w_t.itemsize
-    j0 = 0
-    while j0 + tile <= J:
-        fma_tile4(w_t, x, y, b, j0)
-        j0 += tile
-    for j in range(j0, J):
+    P, _, L = w_p.shape
+    for p in range(P):
+        fma_tile4(w_p, x, y, b, p)
+    for j in range(P * L, J):
         for a in range(4):
             acc = y[b + a, j]
             for m in range(M):
@@ -748,7 +763,7 @@ def _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid):
 
 
 @jit_noinline
-def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx,
+def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s,
                     g_vo, lst, w_cnt, w_ev, w_at):
@@ -808,7 +823,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
             # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
             b = b0
             while b + 4 <= b1:
-                _matvec_quad(w_spk_t, g_spk, b, g_s)
+                _matvec_quad(w_spk_t, w_spk_p, g_spk, b, g_s)
                 b += 4
             while b < b1:
                 _matvec_one(w_spk_t, g_spk, b, g_s)
@@ -822,7 +837,7 @@ def _backward_group(grp, b0, b1, w_spk_t, hid, out, flags, scale, seg, ev_ptr, e
 
 
 @pjit
-def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
+def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, g_spk, g_v, g_v_next, g_s, g_vo,
                     lst, w_cnt, w_ev, w_at, sum_w_in, sum_w_rec, sum_w_out):
@@ -836,7 +851,7 @@ def backward_kernel(w_spk_t, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val
     n_tasks = (B + GROUP - 1) // GROUP
     for grp in prange(n_tasks):
         b0 = grp * GROUP
-        _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, hid, out, flags, scale, seg,
+        _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, g_spk, g_v, g_v_next, g_s, g_vo, lst, w_cnt, w_ev, w_at)

@@ -419,8 +419,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     per_step = np.zeros((n_tasks * kn.GROUP, n_win * win), np.int64)
     per_step[:B, :K] = np.diff(ptr).reshape(B, K)
     max_window = int(per_step.reshape(n_tasks, kn.GROUP, n_win, win).sum(axis=(1, 3)).max())
+    w_spk_t = np.ascontiguousarray(st["w_spk"].T)
     n_bad = kn.backward_kernel(
-        np.ascontiguousarray(st["w_spk"].T), st["hid"], st["out"], st["flags"],
+        w_spk_t, kn.panels(w_spk_t), st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,

@@ -24,8 +24,8 @@ def _jit_fma(a, b, c, out):
 
 
 @njit
-def _jit_tile(w_t, x, y, b, j0):
-    vec.fma_tile4(w_t, x, y, b, j0)
+def _jit_tile(w_p, x, y, b, p):
+    vec.fma_tile4(w_p, x, y, b, p)
 
 
 def _same_bits(u, v):
@@ -98,21 +98,24 @@ def _chain(w_t, x, y, b, cols):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fma_tile_is_the_chain_of_fma_entry_by_entry(dtype):
     rng = np.random.default_rng(1)
-    tile = 64 // np.dtype(dtype).itemsize
-    M, J, B = 9, 2 * tile + 3, 6
+    L = kn.PANEL_BYTES // np.dtype(dtype).itemsize
+    M, J, B = 9, 2 * L + 3, 6
     w_t = rng.standard_normal((M, J)).astype(dtype)
+    w_p = kn.panels(w_t)
+    assert w_p.shape == (2, M, L) and w_p.flags.c_contiguous
+    assert np.array_equal(w_p[1], w_t[:, L:2 * L])
     x = rng.standard_normal((B, M)).astype(dtype)
     x[2, 3] = 0  # a zero term adds nothing
     y0 = rng.standard_normal((B, J)).astype(dtype)
     y = y0.copy()
-    _jit_tile(w_t, x, y, 1, tile)  # rows 1..4, columns tile .. 2 tile - 1
+    _jit_tile(w_p, x, y, 1, 1)  # rows 1..4, the columns of panel 1: L .. 2 L - 1
     want = y0.copy()
     for b in range(1, 5):
-        want[b] = _chain(w_t, x, y0, b, range(tile, 2 * tile))[b]
+        want[b] = _chain(w_t, x, y0, b, range(L, 2 * L))[b]
     assert _same_bits(y, want)
-    assert not np.array_equal(y[1:5, tile:2 * tile], y0[1:5, tile:2 * tile])
+    assert not np.array_equal(y[1:5, L:2 * L], y0[1:5, L:2 * L])
     twin = y0.copy()
-    vec._py_fma_tile4(w_t, x, twin, 1, tile)
+    vec._py_fma_tile4(w_p, x, twin, 1, 1)
     assert _same_bits(twin, want)
 
 
@@ -126,7 +129,7 @@ def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
     x[:, :2] = 0  # rows of w_t that no sample of the quad uses
     y0 = rng.standard_normal((5, J)).astype(dtype)
     quad = y0.copy()
-    kn._matvec_quad(w_t, x, 1, quad)  # samples 1..4
+    kn._matvec_quad(w_t, kn.panels(w_t), x, 1, quad)  # samples 1..4
     for b in range(1, 5):
         alone = y0.copy()
         kn._matvec_one(w_t, x, b, alone)
