@@ -22,11 +22,20 @@ whole sum, so the loop loads two vectors of ``w_p`` and four numbers of ``x`` pe
 vector multiply-adds and stores nothing; each entry is still one chain of ``fma`` in a
 fixed order, so the tile gives the same bits as ``fma`` entry by entry, on any machine.
 
+``fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec)`` adds listed rows of ``src``
+(R, W) to a run of ``nvec`` 32-byte vectors of ``dst`` (any C-contiguous array, from
+flat index ``d0``), each row scaled by its entry of ``coef``: for k = e0 .. e1-1 in
+turn, with ``r = at.flat[k]``, ``dst.flat[d0 + l] = fma(coef.flat[c0 + r], src[r, l],
+dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in registers
+throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``). ``nvec`` is a
+literal from 1 to 8.
+
 The caller guarantees ``start + 32 <= x.size`` (masks) and ``b + 4 <= y.shape[0]``,
-``p < P``, ``x.shape[1] >= M`` and ``(p + 1) L <= y.shape[1]`` (tile), with
-C-contiguous arrays of one float dtype. With ``NUMBA_DISABLE_JIT=1`` the Python twins
-run instead; the twin of ``fma`` is exact (rational arithmetic, rounded once to the
-dtype of ``a``).
+``p < P``, ``x.shape[1] >= M`` and ``(p + 1) L <= y.shape[1]`` (tile), the run, the
+listed rows and coefficients within their arrays and ``nvec`` vectors within a row of
+``src`` (rows), with C-contiguous arrays of one float dtype. With
+``NUMBA_DISABLE_JIT=1`` the Python twins run instead; the twin of ``fma`` is exact
+(rational arithmetic, rounded once to the dtype of ``a``).
 """
 
 from __future__ import annotations
@@ -180,6 +189,15 @@ def _py_fma_tile4(w_p, x, y, b, p):
             y[b + a, p * L + col] = acc
 
 
+def _py_fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec):
+    flat, at, coef = dst.reshape(-1), at.reshape(-1), coef.reshape(-1)
+    for col in range(nvec * 32 // dst.itemsize):
+        acc = flat[d0 + col]
+        for k in range(e0, e1):
+            acc = _py_fma(coef[c0 + at[k]], src[at[k], col], acc)
+        flat[d0 + col] = acc
+
+
 def _fma_name(float_type, lanes=0):
     """Name LLVM's fma for a float (``lanes=0``) or a vector of ``lanes`` floats."""
     bits = "f64" if isinstance(float_type, ir.DoubleType) else "f32"
@@ -266,13 +284,72 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
     return types.none(w_p, x, y, b, p), codegen
 
 
+@intrinsic
+def _fma_rows(typingctx, dst, d0, src, at, e0, e1, coef, c0, nvec):
+    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 8
+            and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
+            and _is_float_c_array(src) and src.ndim == 2 and src.dtype == dst.dtype
+            and _is_float_c_array(coef) and coef.dtype == dst.dtype
+            and isinstance(at, types.Array) and at.layout == "C"
+            and isinstance(at.dtype, types.Integer)
+            and all(isinstance(v, types.Integer) for v in (d0, e0, e1, c0))):
+        return None
+    n_vec = nvec.literal_value
+
+    def codegen(context, builder, sig, args):
+        dst_a, src_a, at_a, coef_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                                      for i in (0, 2, 3, 6))
+        d0_, e0_, e1_, c0_ = (context.cast(builder, args[i], sig.args[i], types.intp)
+                              for i in (1, 4, 5, 7))
+        intp = context.get_value_type(types.intp)
+        fty = context.get_data_type(sig.args[0].dtype)
+        align = sig.args[0].dtype.bitwidth // 8
+        lanes = 32 // align  # one 256-bit vector
+        vecty = ir.VectorType(fty, lanes)
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
+        W = cgutils.unpack_tuple(builder, src_a.shape, 2)[1]
+
+        def const(k):
+            return ir.Constant(intp, k)
+
+        def vec_at(data, idx):
+            return builder.bitcast(builder.gep(data, [idx]), vecty.as_pointer())
+
+        acc = []  # (slot, flat index in dst): the sums, in registers after LLVM's mem2reg
+        for h in range(n_vec):
+            idx = builder.add(d0_, const(h * lanes))
+            slot = cgutils.alloca_once(builder, vecty)
+            builder.store(builder.load(vec_at(dst_a.data, idx), align=align), slot)
+            acc.append((slot, idx))
+        undef = ir.Constant(vecty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
+            k = builder.add(e0_, loop.index)
+            r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
+                             sig.args[3].dtype, types.intp)
+            cf = builder.load(builder.gep(coef_a.data, [builder.add(c0_, r)]))
+            cv = builder.shuffle_vector(
+                builder.insert_element(undef, cf, ir.Constant(ir.IntType(32), 0)), undef, splat)
+            row = builder.mul(r, W)
+            for h, (slot, _) in enumerate(acc):
+                wv = builder.load(vec_at(src_a.data, builder.add(row, const(h * lanes))),
+                                  align=align)
+                builder.store(builder.call(fma, [cv, wv, builder.load(slot)]), slot)
+        for slot, idx in acc:
+            builder.store(builder.load(slot), vec_at(dst_a.data, idx), align=align)
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, src, at, e0, e1, coef, c0, nvec), codegen
+
+
 if numba.config.DISABLE_JIT:
     nonzero_mask32, nonfinite_mask32 = _py_nonzero_mask32, _py_nonfinite_mask32
     nonbinary_mask32 = _py_nonbinary_mask32
     popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
-    fma, fma_tile4 = _py_fma, _py_fma_tile4
+    fma, fma_tile4, fma_rows = _py_fma, _py_fma_tile4, _py_fma_rows
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
     popcount, trailing_zeros = _popcount, _trailing_zeros
-    fma, fma_tile4 = _fma, _fma_tile4
+    fma, fma_tile4, fma_rows = _fma, _fma_tile4, _fma_rows

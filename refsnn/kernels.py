@@ -11,15 +11,21 @@ over one contiguous row. Inner loops index arrays directly: a row view would upd
 the array's shared reference count (an atomic operation) inside the loop.
 
 Input: ``scan_input`` reads the dense input once, 32 entries per test, and keeps its
-nonzero entries as bit masks. Forward, per sample (a ``prange`` over the batch): the
+nonzero entries as bit masks. Forward, per group of up to 8 samples in lockstep (a
+``prange`` over the groups; a sample's states never depend on its group): each
 sample's input events are written first from the masks (``_fill_events``); then at
 each state k, Eq. (1) gives the spikes (listed from 32-neuron bit masks), and the
 spikes are delivered once, event by event, to both of their targets
 (``_deliver_spikes``): each spiking neuron adds its row of ``w_spk = [w_rec | w_out]``
 to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r]``
-(Eq. (7)); the input events add their rows of ``w_in`` (Eq. (2)). Rows are added four
-at a time, ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts
-the loads and stores of ``acc`` by four.
+(Eq. (7)). The rows are added one fused multiply-add per spike, a chunk of at most
+six vectors of columns at a time with the chunk's sums in registers (``fma_rows``),
+the chunk for every sample of the group before the next chunk, so that the chunk's
+rows (24 KiB for 128 neurons in float32, ``chunks``) are read from the first-level
+cache after the first sample. Then each sample's update (``_hidden_update``): the
+input events add their rows of ``w_in`` (Eq. (2)) four at a time,
+``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts the loads
+and stores of ``acc`` by four, and Eq. (3)-(6) give the membrane.
 
 For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
 membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
@@ -69,6 +75,8 @@ ev_ptr, ev_idx, ev_val
     ``ev_idx[ev_ptr[b*K + t] : ev_ptr[b*K + t + 1]]`` with values ``ev_val``.
 w_spk, w_spk_t : (N, N + C), (N + C, N)
     ``[w_rec | w_out]`` and its transpose.
+w_ch : (chunks, N, W)
+    ``w_spk`` in column chunks of W columns, zero past N + C (``chunks``).
 w_spk_p : (N // L, N + C, L)
     the columns of ``w_spk_t`` in panels of ``L = PANEL_BYTES // itemsize`` (``panels``).
 """
@@ -79,6 +87,7 @@ import numpy as np
 
 from ._intrinsics import (
     fma,
+    fma_rows,
     fma_tile4,
     nonbinary_mask32,
     nonfinite_mask32,
@@ -125,6 +134,23 @@ def panels(w_t: np.ndarray) -> np.ndarray:
     L = PANEL_BYTES // w_t.itemsize
     P = J // L
     return np.ascontiguousarray(w_t[:, : P * L].reshape(M, P, L).transpose(1, 0, 2))
+
+
+def chunks(w_spk: np.ndarray) -> np.ndarray:
+    """Return ``w_spk`` (N, M) in column chunks for ``_deliver_spikes``.
+
+    ``w_ch[c, j] = w_spk[j, c W : (c + 1) W]``, zero past column M: chunks of ``W``
+    columns, a whole number of 32-byte vectors, at most 6 (the chunk of N = 128 rows
+    then fits the first-level cache in float32), as even as the count allows.
+    """
+    N, M = w_spk.shape
+    lanes = 32 // w_spk.itemsize
+    n_vec = -(-M // lanes)
+    n_chunks = -(-n_vec // 6)
+    W = -(-n_vec // n_chunks) * lanes
+    padded = np.zeros((N, n_chunks * W), w_spk.dtype)
+    padded[:, :M] = w_spk
+    return np.ascontiguousarray(padded.reshape(N, n_chunks, W).transpose(1, 0, 2))
 
 
 # ============================================================================ events
@@ -261,62 +287,87 @@ def _spike_list(s, b, k, lst):
 
 
 # ============================================================================ forward
-@jit_noinline
-def _deliver_spikes(b, k, sk, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc):
-    """Send the spikes of state k (in ``s[b, sk]``) once to both of their targets.
+@jit
+def _add_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, vecs):
+    """``fma_rows`` with its literal width: ``vecs`` (1 to 8) vectors of sums."""
+    if vecs == 1:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 1)
+    elif vecs == 2:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 2)
+    elif vecs == 3:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 3)
+    elif vecs == 4:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 4)
+    elif vecs == 5:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 5)
+    elif vecs == 6:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 6)
+    elif vecs == 7:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 7)
+    else:
+        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 8)
 
-    ``acc[b] = sum over the spiking j (ascending) of s[b, sk, j] * w_spk[j]``: the
-    first N entries are the spike term of Eq. (2) for ``i[k + d]``, the last C the
-    spike term of Eq. (7) for ``i_out[k + r]``; each is parked in that (not yet
-    computed) state's slot, which its update then adds to. The rows are added four at a
-    time, ``acc += (s_a w_a + s_b w_b) + (s_c w_c + s_d w_d)`` (one load and store of
-    ``acc`` per four rows), the last ``n_spk % 4`` one by one.
+
+@jit_noinline
+def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc):
+    """Send the spikes of state k (in ``s[b, sk]``) of samples b0 .. b1-1 to both targets.
+
+    ``acc[b] = sum over the spiking j (ascending) of s[b, sk, j] * w_spk[j]``, one
+    fused multiply-add per spike: the first N entries are the spike term of Eq. (2) for
+    ``i[k + d]``, the next C the spike term of Eq. (7) for ``i_out[k + r]``; each is
+    parked in that (not yet computed) state's slot, which its update then adds to. The
+    columns run in the chunks of ``w_ch`` (``chunks``), each chunk for every sample of
+    the group in turn with its sums in registers (``fma_rows``), so that the chunk's
+    rows, read by the first sample, are in the first-level cache for the others.
+    ``lst[b, :n_spk[b]]`` lists the spiking neurons.
     """
     K = i.shape[1] - 1
     N = i.shape[2]
-    M = w_spk.shape[1]
+    C = i_out.shape[2]
     to_rec = k + d <= K
     to_out = 1 <= k + r_delay <= K
     if not (to_rec or to_out):
         return
-    for m in range(M):
-        acc[b, m] = 0
-    q = 0
-    while q + 4 <= n_spk:
-        ja, jb, jc, jd = lst[b, q], lst[b, q + 1], lst[b, q + 2], lst[b, q + 3]
-        sa, sb, sc, sd = s[b, sk, ja], s[b, sk, jb], s[b, sk, jc], s[b, sk, jd]
-        for m in range(M):
-            acc[b, m] += ((sa * w_spk[ja, m] + sb * w_spk[jb, m])
-                          + (sc * w_spk[jc, m] + sd * w_spk[jd, m]))
-        q += 4
-    while q < n_spk:
-        j = lst[b, q]
-        sj = s[b, sk, j]
-        for m in range(M):
-            acc[b, m] += sj * w_spk[j, m]
-        q += 1
-    if to_rec:
-        for n in range(N):
-            i[b, k + d, n] = acc[b, n]
-    if to_out:
-        for c in range(M - N):
-            i_out[b, k + r_delay, c] = acc[b, N + c]
+    n_chunks, _, width = w_ch.shape
+    vecs = width * w_ch.itemsize // 32
+    A = acc.shape[1]
+    L = lst.shape[1]
+    s_flat = s.reshape(-1)
+    for b in range(b0, b1):
+        for m in range(A):
+            acc[b, m] = 0
+    for c in range(n_chunks):
+        w_c = w_ch[c]
+        for b in range(b0, b1):
+            _add_rows(acc, b * A + c * width, w_c, lst, b * L, b * L + n_spk[b], s_flat,
+                      (b * s.shape[1] + sk) * N, vecs)
+    for b in range(b0, b1):
+        if to_rec:
+            for n in range(N):
+                i[b, k + d, n] = acc[b, n]
+        if to_out:
+            for cc in range(C):
+                i_out[b, k + r_delay, cc] = acc[b, N + cc]
 
 
 @jit_noinline
-def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out,
-                    flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc,
-                    bad):
-    """Eq. (1)-(8) for sample b, after writing its input events (``ev_ptr`` is given).
+def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid,
+                   out, flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst,
+                   n_spk, acc, bad):
+    """Eq. (1)-(8) for the samples b0 .. b1-1 in lockstep, state by state.
 
-    ``i``, ``i_out``, ``v_out`` (B, K+1, .) receive every state. ``v`` and ``s`` are
+    A sample's states do not depend on the others' or on the group: the group only
+    shares the delivery of each state's spikes (``_deliver_spikes``). Each sample's
+    input events are written first (``_fill_events``; ``ev_ptr`` is given). ``i``,
+    ``i_out``, ``v_out`` (B, K+1, .) receive every state. ``v`` and ``s`` are
     (B, K+1, N) for a full trace, or rolling buffers (B, 2, N) and (B, 1, N) (state t
     in row ``t % rows``) with ``ckpt[b, c] = v[c * seg]`` (B, K // seg + 1, N) for
     BPTT. ``counts[b, 0]`` sums the spikes of states 0 .. K-1 (the regularisers, Eq.
     (11)), ``counts[b, 1]`` those that drive a readout update (the "count" reduction).
     For the "max" reduction, ``k_max[b, c]`` is the first recorded state at which
-    ``v_out[b, :, c]`` is largest (``argmax``). ``lst`` (B, N), ``acc`` (B, N + C) are
-    scratch; ``bad[b]`` counts non-finite states of i, v, i_out, v_out.
+    ``v_out[b, :, c]`` is largest (``argmax``). ``lst`` (B, N), ``n_spk`` (B,) and
+    ``acc`` (B, chunk columns) are scratch; ``bad[b]`` counts non-finite states of i,
+    v, i_out, v_out.
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -329,80 +380,109 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
     d = flags[F_REC_DELAY]
     r_delay = flags[F_OUT_DELAY]
     th = hid[H_THRESHOLD]
-    # the initial state, and zero spike terms before the first delivered spikes
-    for k in range(min(d, K + 1)):
-        for n in range(N):
-            i[b, k, n] = 0
-    for k in range(min(max(r_delay, 1), K + 1)):
+    for b in range(b0, b1):
+        # the initial state, and zero spike terms before the first delivered spikes
+        for k in range(min(d, K + 1)):
+            for n in range(N):
+                i[b, k, n] = 0
+        for k in range(min(max(r_delay, 1), K + 1)):
+            for c in range(C):
+                i_out[b, k, c] = 0
         for c in range(C):
-            i_out[b, k, c] = 0
-    for c in range(C):
-        v_out[b, 0, c] = 0
-    for n in range(N):
-        v[b, 0, n] = 0
-        counts[b, 0, n] = 0
-        counts[b, 1, n] = 0
-    _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val)
+            v_out[b, 0, c] = 0
+        for n in range(N):
+            v[b, 0, n] = 0
+            counts[b, 0, n] = 0
+            counts[b, 1, n] = 0
+        for q in range(4):
+            bad[b, q] = 0
+        _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val)
     w_lo = max(0, 1 - r_delay)  # states that drive a readout update
     w_hi = K - r_delay
-    bad_i = 0  # states that overflowed (``v * 0 != 0`` holds for inf and NaN only)
-    bad_v = 0
     for t in range(K + 1):
         vt = t % V
         st = t % S1
-        if ckpt.shape[1] > 0 and t % seg == 0:
-            for n in range(N):
-                ckpt[b, t // seg, n] = v[b, vt, n]
-        # Eq. (1), the mode tested once per row so that the loop vectorises
-        if mode == SPIKE_GT:
-            for n in range(N):
-                s[b, st, n] = 1.0 if v[b, vt, n] - th[n] > 0 else 0.0
-        else:
-            for n in range(N):
-                s[b, st, n] = _spike(v[b, vt, n] - th[n], mode, scale)
-        if t < K:
-            for n in range(N):
-                counts[b, 0, n] += s[b, st, n]
-        if w_lo <= t <= w_hi:
-            for n in range(N):
-                counts[b, 1, n] += s[b, st, n]
-        n_spk = _spike_list(s, b, st, lst)
-        _deliver_spikes(b, t, st, s, lst, n_spk, w_spk, d, r_delay, i, i_out, acc)
+        for b in range(b0, b1):
+            if ckpt.shape[1] > 0 and t % seg == 0:
+                for n in range(N):
+                    ckpt[b, t // seg, n] = v[b, vt, n]
+            # Eq. (1), the mode tested once per row so that the loop vectorises
+            if mode == SPIKE_GT:
+                for n in range(N):
+                    s[b, st, n] = 1.0 if v[b, vt, n] - th[n] > 0 else 0.0
+            else:
+                for n in range(N):
+                    s[b, st, n] = _spike(v[b, vt, n] - th[n], mode, scale)
+            if t < K:
+                for n in range(N):
+                    counts[b, 0, n] += s[b, st, n]
+            if w_lo <= t <= w_hi:
+                for n in range(N):
+                    counts[b, 1, n] += s[b, st, n]
+            n_spk[b] = _spike_list(s, b, st, lst)
+        _deliver_spikes(b0, b1, t, st, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc)
         if t == K:
             break
-        # Eq. (2): the leak, the input events (four at a time), the parked spike term
+        for b in range(b0, b1):
+            _hidden_update(b, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
+                           s, acc, bad)
+    for b in range(b0, b1):
+        _readout_forward(b, out, flags, i_out, v_out, k_max, bad)
+
+
+@jit_noinline
+def _hidden_update(b, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v, s, acc,
+                   bad):
+    """Eq. (2)-(6) for update t of sample b: the current, then the membrane."""
+    K = i.shape[1] - 1
+    N = i.shape[2]
+    V = v.shape[1]
+    vt = t % V
+    st = t % s.shape[1]
+    # Eq. (2): the leak, the input events (four at a time), the parked spike term
+    for n in range(N):
+        acc[b, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
+    e, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
+    while e + 4 <= e1:
+        va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
+        ra, rb, rc, rd = ev_idx[e], ev_idx[e + 1], ev_idx[e + 2], ev_idx[e + 3]
         for n in range(N):
-            acc[b, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
-        e, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
-        while e + 4 <= e1:
-            va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
-            ra, rb, rc, rd = ev_idx[e], ev_idx[e + 1], ev_idx[e + 2], ev_idx[e + 3]
-            for n in range(N):
-                acc[b, n] += ((va * w_in[ra, n] + vb * w_in[rb, n])
-                              + (vc * w_in[rc, n] + vd * w_in[rd, n]))
-            e += 4
-        while e < e1:
-            val = ev_val[e]
-            row = ev_idx[e]
-            for n in range(N):
-                acc[b, n] += val * w_in[row, n]
-            e += 1
+            acc[b, n] += ((va * w_in[ra, n] + vb * w_in[rb, n])
+                          + (vc * w_in[rc, n] + vd * w_in[rd, n]))
+        e += 4
+    while e < e1:
+        val = ev_val[e]
+        row = ev_idx[e]
         for n in range(N):
-            i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
-            bad_i += i[b, t + 1, n] * 0 != 0
-        # Eq. (3)-(6)
-        td = t + 1 if new else t
-        vt1 = (t + 1) % V
-        if reset == RESET_SUB:
-            for n in range(N):
-                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
-                                         RESET_SUB)
-                bad_v += v[b, vt1, n] * 0 != 0
-        else:
-            for n in range(N):
-                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
-                                         reset)
-                bad_v += v[b, vt1, n] * 0 != 0
+            acc[b, n] += val * w_in[row, n]
+        e += 1
+    bad_i = 0  # states that overflowed (``v * 0 != 0`` holds for inf and NaN only)
+    for n in range(N):
+        i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
+        bad_i += i[b, t + 1, n] * 0 != 0
+    # Eq. (3)-(6)
+    td = t + 1 if new else t
+    vt1 = (t + 1) % V
+    bad_v = 0
+    if reset == RESET_SUB:
+        for n in range(N):
+            v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
+                                     RESET_SUB)
+            bad_v += v[b, vt1, n] * 0 != 0
+    else:
+        for n in range(N):
+            v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n, reset)
+            bad_v += v[b, vt1, n] * 0 != 0
+    bad[b, BAD_I] += bad_i
+    bad[b, BAD_V] += bad_v
+
+
+@jit_noinline
+def _readout_forward(b, out, flags, i_out, v_out, k_max, bad):
+    """Eq. (7)-(8) for sample b, once its spike terms are parked; the "max" of Eq. (9)."""
+    K = i_out.shape[1] - 1
+    C = i_out.shape[2]
+    new = flags[F_NEW] == 1
     bad_io = 0
     bad_vo = 0
     for t in range(K):
@@ -414,8 +494,6 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
             v_out[b, t + 1, c] = (out[O_DECAY_MEM, c] * v_out[b, t, c]
                                   + out[O_G, c] * i_out[b, td, c])
             bad_vo += v_out[b, t + 1, c] * 0 != 0
-    bad[b, BAD_I] = bad_i
-    bad[b, BAD_V] = bad_v
     bad[b, BAD_I_OUT] = bad_io
     bad[b, BAD_V_OUT] = bad_vo
     if flags[F_REDUCTION] == RED_MAX:  # Eq. (9): the first largest recorded state
@@ -429,12 +507,19 @@ def _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, h
 
 
 @pjit
-def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags, scale,
-                   seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc, bad):
-    """Eq. (1)-(8) for every sample, in parallel over the batch (see ``_forward_sample``)."""
-    for b in prange(i.shape[0]):
-        _forward_sample(b, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_spk, hid, out, flags,
-                        scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, acc, bad)
+def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, out, flags, scale,
+                   seg, group, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, n_spk, acc,
+                   bad):
+    """Eq. (1)-(8) for every sample: groups of ``group`` samples in parallel.
+
+    See ``_forward_group``. A sample's states do not depend on the group size.
+    """
+    B = i.shape[0]
+    for grp in prange((B + group - 1) // group):
+        b0 = grp * group
+        _forward_group(b0, min(b0 + group, B), x, masks, general, ev_ptr, ev_idx, ev_val,
+                       w_in, w_ch, hid, out, flags, scale, seg, i, v, s, i_out, v_out, ckpt,
+                       counts, k_max, lst, n_spk, acc, bad)
 
 
 # ============================================================================ backward

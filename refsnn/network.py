@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import kernels as kn
@@ -186,6 +187,14 @@ def _segment(K: int) -> int:
     return max(4, int(np.sqrt((K + 1) / 2)))
 
 
+def _forward_group_size(batch: int) -> int:
+    """Return the samples per group of the forward kernel (the states do not depend on it).
+
+    Up to 8 samples share each delivery of spikes, with a group per thread at least.
+    """
+    return max(1, min(8, -(-batch // numba.get_num_threads())))
+
+
 def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
                  trace: bool = True):
     """Eq. (1)-(9) on the checked input ``x`` with its ``scan`` from ``_check_x``.
@@ -217,12 +226,14 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         "k_max": np.empty((B, C), np.int64),
     }
     w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
+    w_ch = kn.chunks(w_spk)
     bad = np.empty((B, 4), np.int64)
     kn.forward_kernel(
         x, masks, general, ptr, ev_idx, ev_val,
-        np.ascontiguousarray(p.w_in), w_spk, hid, out, flags, float(conv.surrogate_scale), seg,
-        st["i"], st["v"], st["s"], st["i_out"], st["v_out"], st["ckpt"], st["counts"],
-        st["k_max"], np.empty((B, N), np.int64), np.empty((B, N + C), dt), bad,
+        np.ascontiguousarray(p.w_in), w_ch, hid, out, flags, float(conv.surrogate_scale), seg,
+        _forward_group_size(B), st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
+        st["ckpt"], st["counts"], st["k_max"], np.empty((B, N), np.int64), np.empty(B, np.int64),
+        np.empty((B, w_ch.shape[0] * w_ch.shape[2]), dt), bad,
     )
     if bad.any():
         for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):

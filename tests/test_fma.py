@@ -140,3 +140,45 @@ def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
     want = y0[1:] + x[1:] @ w_t  # the product itself, to float rounding
     tol = 50 * np.finfo(dtype).eps * (np.abs(y0[1:]) + np.abs(x[1:]) @ np.abs(w_t))
     assert np.all(np.abs(quad[1:] - want) <= tol)
+
+
+@njit
+def _jit_rows(dst, d0, src, at, e0, e1, coef, c0):
+    vec.fma_rows(dst, d0, src, at, e0, e1, coef, c0, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fma_rows_adds_listed_rows_as_a_chain_of_fma(dtype):
+    rng = np.random.default_rng(2)
+    lanes = 32 // np.dtype(dtype).itemsize
+    R, W = 11, 4 * lanes
+    src = rng.standard_normal((R, W)).astype(dtype)
+    coef = rng.standard_normal(R + 5).astype(dtype)
+    at = np.array([[9, 0, 4, 4, 7], [1, 2, 3, 5, 6]], np.int64)
+    dst0 = rng.standard_normal((2, 5 * lanes)).astype(dtype)
+    dst = dst0.copy()
+    _jit_rows(dst, 5 * lanes + 2, src, at, 1, 4, coef, 5)  # rows 0, 4, 4; row 1 of dst
+    want = dst0.copy()
+    for col in range(3 * lanes):  # the run: three vectors from flat index 5 lanes + 2
+        acc = want[1, 2 + col]
+        for r in (0, 4, 4):
+            acc = vec._py_fma(coef[5 + r], src[r, col], acc)
+        want[1, 2 + col] = acc
+    assert _same_bits(dst, want)
+    assert not np.array_equal(dst, dst0)
+    twin = dst0.copy()
+    vec._py_fma_rows(twin, 5 * lanes + 2, src, at, 1, 4, coef, 5, 3)
+    assert _same_bits(twin, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [1, 9, 148, 200])
+def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
+    w = np.random.default_rng(M).standard_normal((7, M)).astype(dtype)
+    w_ch = kn.chunks(w)
+    n_chunks, N, W = w_ch.shape
+    assert N == 7 and w_ch.flags.c_contiguous
+    assert (W * w_ch.itemsize) % 32 == 0 and W * w_ch.itemsize <= 6 * 32
+    flat = w_ch.transpose(1, 0, 2).reshape(N, n_chunks * W)
+    assert np.array_equal(flat[:, :M], w) and not flat[:, M:].any()
+    assert n_chunks * W - M < W  # no chunk of padding alone

@@ -115,6 +115,31 @@ def test_gradients_bitwise_identical_across_runs_and_thread_counts():
             assert np.array_equal(getattr(g, name), getattr(g0, name)), name
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_states_do_not_depend_on_the_forward_group(monkeypatch, dtype):
+    """The forward kernel runs samples in lockstep groups that share each delivery of
+    spikes; a sample's states and the gradients are the same bits for any group size."""
+    from refsnn import network
+
+    rng = np.random.default_rng(3)
+    p = refsnn.random_params(40, 30, 5, rng).astype(dtype)
+    x = (rng.random((11, 25, 40)) < 0.2).astype(dtype)
+    y = rng.integers(0, 5, 11)
+    runs = []
+    for group in (1, 3, 8, 11):
+        monkeypatch.setattr(network, "_forward_group_size", lambda batch, g=group: g)
+        tr = refsnn.forward(p, x, "paper")
+        runs.append((tr, refsnn.loss_and_grad(p, x, y, "paper")))
+    assert runs[0][0].spikes.sum() > 100  # the layer fires
+    tr0, (loss0, g0) = runs[0]
+    for tr, (loss, g) in runs[1:]:
+        for name in ("i_syn", "v", "spikes", "i_syn_out", "v_out", "logits"):
+            assert np.array_equal(getattr(tr, name), getattr(tr0, name)), name
+        assert loss == loss0
+        for name in PARAM_NAMES:
+            assert np.array_equal(getattr(g, name), getattr(g0, name)), name
+
+
 def test_kernels_run_as_plain_python_with_jit_disabled():
     """NUMBA_DISABLE_JIT=1 runs every kernel as Python (for coverage and debuggers)
     and gives the same result as the compiled kernels."""
