@@ -9,8 +9,11 @@ of the bare operation each part of refsnn reduces to, with none of refsnn's book
 case's own shapes and counts (taken from its forward pass):
 
 - ``gather w_spk``: a spike adds its row of ``[w_rec | w_out]`` (N + C floats) to a
-  sum, four rows per load and store of the sum as in refsnn, the sum cleared every
-  "spikes per sample and state" rows; counted once per spike that drives an update.
+  sum, four rows per load and store of the sum, the sum cleared every "spikes per
+  sample and state" rows; counted once per spike that drives an update. (refsnn's
+  forward now adds the rows by column chunks shared across a group of samples, which
+  reads them from the first-level cache after the first sample, so this part is the
+  bare cost of a row gather rather than a strict bound of refsnn's delivery.)
 - ``gather w_in``: the same for an input event and its row of ``w_in``.
 - ``update dw_spk``: a row of the weight gradient ``dL/d[w_rec | w_out]`` read, added
   to and written back (B13); counted once per row update of refsnn, which adds the
