@@ -198,6 +198,17 @@ def _py_fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec):
         flat[d0 + col] = acc
 
 
+def _vector_setup(context, builder, dtype):
+    """Return ``intp``, the alignment, the lanes, the vector type and fma of one 256-bit vector."""
+    fty = context.get_data_type(dtype)
+    align = dtype.bitwidth // 8
+    lanes = 32 // align
+    vecty = ir.VectorType(fty, lanes)
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
+    return context.get_value_type(types.intp), align, lanes, vecty, fma
+
+
 def _fma_name(float_type, lanes=0):
     """Name LLVM's fma for a float (``lanes=0``) or a vector of ``lanes`` floats."""
     bits = "f64" if isinstance(float_type, ir.DoubleType) else "f32"
@@ -232,15 +243,9 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
     def codegen(context, builder, sig, args):
         w, xa, ya = (context.make_array(t)(context, builder, v)
                      for t, v in zip(sig.args[:3], args[:3], strict=True))
-        intp = context.get_value_type(types.intp)
+        intp, align, lanes, vecty, fma = _vector_setup(context, builder, sig.args[0].dtype)
         b_ = context.cast(builder, args[3], sig.args[3], types.intp)
         p_ = context.cast(builder, args[4], sig.args[4], types.intp)
-        fty = context.get_data_type(sig.args[0].dtype)
-        align = sig.args[0].dtype.bitwidth // 8
-        lanes = 32 // align  # one 256-bit vector
-        vecty = ir.VectorType(fty, lanes)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
         _, M, L = cgutils.unpack_tuple(builder, w.shape, 3)  # L = 2 lanes (the caller's)
         x_cols = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
         y_cols = cgutils.unpack_tuple(builder, ya.shape, 2)[1]
@@ -301,13 +306,7 @@ def _fma_rows(typingctx, dst, d0, src, at, e0, e1, coef, c0, nvec):
                                       for i in (0, 2, 3, 6))
         d0_, e0_, e1_, c0_ = (context.cast(builder, args[i], sig.args[i], types.intp)
                               for i in (1, 4, 5, 7))
-        intp = context.get_value_type(types.intp)
-        fty = context.get_data_type(sig.args[0].dtype)
-        align = sig.args[0].dtype.bitwidth // 8
-        lanes = 32 // align  # one 256-bit vector
-        vecty = ir.VectorType(fty, lanes)
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
+        intp, align, lanes, vecty, fma = _vector_setup(context, builder, sig.args[0].dtype)
         W = cgutils.unpack_tuple(builder, src_a.shape, 2)[1]
 
         def const(k):

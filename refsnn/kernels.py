@@ -18,11 +18,11 @@ each state k, Eq. (1) gives the spikes (listed from 32-neuron bit masks), and th
 spikes are delivered once, event by event, to both of their targets
 (``_deliver_spikes``): each spiking neuron adds its row of ``w_spk = [w_rec | w_out]``
 to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r]``
-(Eq. (7)). The rows are added one fused multiply-add per spike, a chunk of at most
-six vectors of columns at a time with the chunk's sums in registers (``fma_rows``),
-the chunk for every sample of the group before the next chunk, so that the chunk's
-rows (24 KiB for 128 neurons in float32, ``chunks``) are read from the first-level
-cache after the first sample. Then each sample's update (``_hidden_update``): the
+(Eq. (7)). The rows are added one fused multiply-add per spike, a chunk of five
+vectors of columns at a time with the chunk's sums in registers (``fma_rows``), the
+chunk for every sample of the group before the next chunk, so that the chunk's rows
+(20 KiB for 128 neurons, ``chunks``) are read from the first-level cache after the
+first sample. Then each sample's update (``_hidden_update``): the
 input events add their rows of ``w_in`` (Eq. (2)) four at a time,
 ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts the loads
 and stores of ``acc`` by four, and Eq. (3)-(6) give the membrane.
@@ -117,6 +117,8 @@ SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 #: is fixed; a multiple of 4 for ``_matvec_quad``, below 64 for the bit masks of
 #: ``_spike_weight_grad``.
 GROUP = 8
+#: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``)
+CHUNK_VECTORS = 5
 #: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
 PANEL_BYTES = 64
 #: the (bad) non-finite counters of the forward pass, per sample
@@ -139,15 +141,14 @@ def panels(w_t: np.ndarray) -> np.ndarray:
 def chunks(w_spk: np.ndarray) -> np.ndarray:
     """Return ``w_spk`` (N, M) in column chunks for ``_deliver_spikes``.
 
-    ``w_ch[c, j] = w_spk[j, c W : (c + 1) W]``, zero past column M: chunks of ``W``
-    columns, a whole number of 32-byte vectors, at most 6 (the chunk of N = 128 rows
-    then fits the first-level cache in float32), as even as the count allows.
+    ``w_ch[c, j] = w_spk[j, c W : (c + 1) W]``, zero past column M: chunks of
+    ``CHUNK_VECTORS`` 32-byte vectors of columns (W = 40 in float32, 20 in float64;
+    160 bytes of a row, so that a chunk of N = 128 rows, 20 KiB, fits the first-level
+    cache).
     """
     N, M = w_spk.shape
-    lanes = 32 // w_spk.itemsize
-    n_vec = -(-M // lanes)
-    n_chunks = -(-n_vec // 6)
-    W = -(-n_vec // n_chunks) * lanes
+    W = CHUNK_VECTORS * 32 // w_spk.itemsize
+    n_chunks = -(-M // W)
     padded = np.zeros((N, n_chunks * W), w_spk.dtype)
     padded[:, :M] = w_spk
     return np.ascontiguousarray(padded.reshape(N, n_chunks, W).transpose(1, 0, 2))
@@ -287,27 +288,6 @@ def _spike_list(s, b, k, lst):
 
 
 # ============================================================================ forward
-@jit
-def _add_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, vecs):
-    """``fma_rows`` with its literal width: ``vecs`` (1 to 8) vectors of sums."""
-    if vecs == 1:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 1)
-    elif vecs == 2:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 2)
-    elif vecs == 3:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 3)
-    elif vecs == 4:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 4)
-    elif vecs == 5:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 5)
-    elif vecs == 6:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 6)
-    elif vecs == 7:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 7)
-    else:
-        fma_rows(acc, a0, w_c, lst, e0, e1, s_flat, s0, 8)
-
-
 @jit_noinline
 def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc):
     """Send the spikes of state k (in ``s[b, sk]``) of samples b0 .. b1-1 to both targets.
@@ -329,7 +309,6 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
     if not (to_rec or to_out):
         return
     n_chunks, _, width = w_ch.shape
-    vecs = width * w_ch.itemsize // 32
     A = acc.shape[1]
     L = lst.shape[1]
     s_flat = s.reshape(-1)
@@ -339,8 +318,8 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
     for c in range(n_chunks):
         w_c = w_ch[c]
         for b in range(b0, b1):
-            _add_rows(acc, b * A + c * width, w_c, lst, b * L, b * L + n_spk[b], s_flat,
-                      (b * s.shape[1] + sk) * N, vecs)
+            fma_rows(acc, b * A + c * width, w_c, lst, b * L, b * L + n_spk[b], s_flat,
+                     (b * s.shape[1] + sk) * N, CHUNK_VECTORS)
     for b in range(b0, b1):
         if to_rec:
             for n in range(N):

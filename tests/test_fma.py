@@ -178,7 +178,7 @@ def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
     w_ch = kn.chunks(w)
     n_chunks, N, W = w_ch.shape
     assert N == 7 and w_ch.flags.c_contiguous
-    assert (W * w_ch.itemsize) % 32 == 0 and W * w_ch.itemsize <= 6 * 32
+    assert W * w_ch.itemsize == kn.CHUNK_VECTORS * 32
     flat = w_ch.transpose(1, 0, 2).reshape(N, n_chunks * W)
     assert np.array_equal(flat[:, :M], w) and not flat[:, M:].any()
     assert n_chunks * W - M < W  # no chunk of padding alone
