@@ -198,15 +198,57 @@ def _py_fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec):
         flat[d0 + col] = acc
 
 
-def _vector_setup(context, builder, dtype):
-    """Return ``intp``, the alignment, the lanes, the vector type and fma of one 256-bit vector."""
-    fty = context.get_data_type(dtype)
-    align = dtype.bitwidth // 8
-    lanes = 32 // align
-    vecty = ir.VectorType(fty, lanes)
-    fma = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vecty, [vecty] * 3), _fma_name(fty, lanes))
-    return context.get_value_type(types.intp), align, lanes, vecty, fma
+class _Vectors:
+    """IR for one 256-bit vector of ``dtype``: loads, broadcasts, fma, sums in registers.
+
+    The sums are ``alloca`` slots, which LLVM's mem2reg keeps in registers.
+    """
+
+    def __init__(self, context, builder, dtype):
+        self.builder = builder
+        self.intp = context.get_value_type(types.intp)
+        self.align = dtype.bitwidth // 8
+        self.lanes = 32 // self.align
+        fty = context.get_data_type(dtype)
+        self.vecty = ir.VectorType(fty, self.lanes)
+        self.fma_fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.vecty, [self.vecty] * 3),
+            _fma_name(fty, self.lanes))
+
+    def const(self, k):
+        return ir.Constant(self.intp, k)
+
+    def load(self, data, idx):
+        """Load the vector at flat element ``idx`` of ``data`` (unaligned)."""
+        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), self.vecty.as_pointer())
+        return self.builder.load(ptr, align=self.align)
+
+    def splat(self, scalar):
+        """Return a vector with every lane ``scalar``."""
+        undef = ir.Constant(self.vecty, ir.Undefined)
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        first = self.builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+        return self.builder.shuffle_vector(first, undef, zeros)
+
+    def sums(self, data, indices):
+        """Return slots holding the vectors of ``data`` at the flat ``indices``."""
+        slots = []
+        for idx in indices:
+            slot = cgutils.alloca_once(self.builder, self.vecty)
+            self.builder.store(self.load(data, idx), slot)
+            slots.append(slot)
+        return slots
+
+    def fma(self, slot, a, b):
+        """``slot = fma(a, b, slot)``."""
+        self.builder.store(self.builder.call(self.fma_fn, [a, b, self.builder.load(slot)]),
+                           slot)
+
+    def store(self, data, indices, slots):
+        """Store the slots back to ``data`` at the flat ``indices``."""
+        for idx, slot in zip(indices, slots, strict=True):
+            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), self.vecty.as_pointer())
+            self.builder.store(self.builder.load(slot), ptr, align=self.align)
 
 
 def _fma_name(float_type, lanes=0):
@@ -243,7 +285,7 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
     def codegen(context, builder, sig, args):
         w, xa, ya = (context.make_array(t)(context, builder, v)
                      for t, v in zip(sig.args[:3], args[:3], strict=True))
-        intp, align, lanes, vecty, fma = _vector_setup(context, builder, sig.args[0].dtype)
+        vec = _Vectors(context, builder, sig.args[0].dtype)
         b_ = context.cast(builder, args[3], sig.args[3], types.intp)
         p_ = context.cast(builder, args[4], sig.args[4], types.intp)
         _, M, L = cgutils.unpack_tuple(builder, w.shape, 3)  # L = 2 lanes (the caller's)
@@ -251,39 +293,22 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
         y_cols = cgutils.unpack_tuple(builder, ya.shape, 2)[1]
         j0_ = builder.mul(p_, L)  # the panel's first column in y
         w_base = builder.mul(builder.mul(p_, M), L)
-
-        def const(k):
-            return ir.Constant(intp, k)
-
-        def vec_at(data, idx):
-            return builder.bitcast(builder.gep(data, [idx]), vecty.as_pointer())
-
-        rows = [builder.add(b_, const(a)) for a in range(4)]
-        acc = []  # (slot, flat index in y): the sums, in registers after LLVM's mem2reg
-        for row in rows:
-            for h in range(2):
-                idx = builder.add(builder.add(builder.mul(row, y_cols), j0_), const(h * lanes))
-                slot = cgutils.alloca_once(builder, vecty)
-                builder.store(builder.load(vec_at(ya.data, idx), align=align), slot)
-                acc.append((slot, idx))
+        rows = [builder.add(b_, vec.const(a)) for a in range(4)]
+        # y[b + a, j0 + h lanes ...] for a = 0..3, h = 0, 1: slot 2 a + h
+        at_y = [builder.add(builder.add(builder.mul(row, y_cols), j0_), vec.const(h * vec.lanes))
+                for row in rows for h in range(2)]
+        acc = vec.sums(ya.data, at_y)
         x_rows = [builder.mul(row, x_cols) for row in rows]
-        undef = ir.Constant(vecty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         with cgutils.for_range(builder, M) as loop:
             m = loop.index
             w_row = builder.add(w_base, builder.mul(m, L))
-            wv = [builder.load(vec_at(w.data, builder.add(w_row, const(h * lanes))), align=align)
+            wv = [vec.load(w.data, builder.add(w_row, vec.const(h * vec.lanes)))
                   for h in range(2)]
             for a in range(4):
-                xs = builder.load(builder.gep(xa.data, [builder.add(x_rows[a], m)]))
-                xv = builder.shuffle_vector(
-                    builder.insert_element(undef, xs, ir.Constant(ir.IntType(32), 0)), undef,
-                    splat)
+                xv = vec.splat(builder.load(builder.gep(xa.data, [builder.add(x_rows[a], m)])))
                 for h in range(2):
-                    slot = acc[2 * a + h][0]
-                    builder.store(builder.call(fma, [wv[h], xv, builder.load(slot)]), slot)
-        for slot, idx in acc:
-            builder.store(builder.load(slot), vec_at(ya.data, idx), align=align)
+                    vec.fma(acc[2 * a + h], wv[h], xv)
+        vec.store(ya.data, at_y, acc)
         return context.get_dummy_value()
 
     return types.none(w_p, x, y, b, p), codegen
@@ -306,37 +331,19 @@ def _fma_rows(typingctx, dst, d0, src, at, e0, e1, coef, c0, nvec):
                                       for i in (0, 2, 3, 6))
         d0_, e0_, e1_, c0_ = (context.cast(builder, args[i], sig.args[i], types.intp)
                               for i in (1, 4, 5, 7))
-        intp, align, lanes, vecty, fma = _vector_setup(context, builder, sig.args[0].dtype)
+        vec = _Vectors(context, builder, sig.args[0].dtype)
         W = cgutils.unpack_tuple(builder, src_a.shape, 2)[1]
-
-        def const(k):
-            return ir.Constant(intp, k)
-
-        def vec_at(data, idx):
-            return builder.bitcast(builder.gep(data, [idx]), vecty.as_pointer())
-
-        acc = []  # (slot, flat index in dst): the sums, in registers after LLVM's mem2reg
-        for h in range(n_vec):
-            idx = builder.add(d0_, const(h * lanes))
-            slot = cgutils.alloca_once(builder, vecty)
-            builder.store(builder.load(vec_at(dst_a.data, idx), align=align), slot)
-            acc.append((slot, idx))
-        undef = ir.Constant(vecty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
+        acc = vec.sums(dst_a.data, at_dst)
         with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
             k = builder.add(e0_, loop.index)
             r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
                              sig.args[3].dtype, types.intp)
-            cf = builder.load(builder.gep(coef_a.data, [builder.add(c0_, r)]))
-            cv = builder.shuffle_vector(
-                builder.insert_element(undef, cf, ir.Constant(ir.IntType(32), 0)), undef, splat)
+            cv = vec.splat(builder.load(builder.gep(coef_a.data, [builder.add(c0_, r)])))
             row = builder.mul(r, W)
-            for h, (slot, _) in enumerate(acc):
-                wv = builder.load(vec_at(src_a.data, builder.add(row, const(h * lanes))),
-                                  align=align)
-                builder.store(builder.call(fma, [cv, wv, builder.load(slot)]), slot)
-        for slot, idx in acc:
-            builder.store(builder.load(slot), vec_at(dst_a.data, idx), align=align)
+            for h, slot in enumerate(acc):
+                vec.fma(slot, cv, vec.load(src_a.data, builder.add(row, vec.const(h * vec.lanes))))
+        vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, at, e0, e1, coef, c0, nvec), codegen
