@@ -5,7 +5,7 @@ Run: ``python benchmarks/bounds.py [--threads 2] [--quick] [--json]``.
 The floor of ``refsnn bench`` prices every flop of the event-driven arithmetic at the
 rate of a large matrix product. This script prices the same work at the measured speed
 of the bare operation each part of refsnn reduces to, with none of refsnn's bookkeeping
-(no spike lists, masks, sorting or elementwise work), one thread each, on the target
+(no spike lists, masks or elementwise work), one thread each, on the target
 case's own shapes and counts (taken from its forward pass):
 
 - ``gather w_spk``: a spike adds its row of ``[w_rec | w_out]`` (N + C floats) to a
@@ -19,8 +19,8 @@ case's own shapes and counts (taken from its forward pass):
   to and written back (B13); counted once per row update of refsnn, which adds the
   samples of a task that spike in pairs: ``ceil(k / 2)`` for a neuron spiking in k of
   the task's samples at a state. Priced as a single update (a pair costs more).
-- ``update dw_in``: the same for ``dL/dw_in`` (B12): ``ceil(c / 2)`` per input row
-  with c events in a task's window of states (refsnn sorts each window by row).
+- ``update dw_in``: the same for ``dL/dw_in`` (B12): once per input event (refsnn
+  adds each event to its row in the events' order, ascending within a step).
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
   refsnn's own ``_matvec_quad`` (four samples per pass of the weights, register
   tiles of fused multiply-adds) in a loop.
@@ -46,7 +46,7 @@ import numpy as np
 
 import refsnn
 from refsnn import bench, kernels
-from refsnn.network import WINDOW_SEGMENTS, _check_x, _segment
+from refsnn.network import _check_x
 
 
 @numba.njit(error_model="numpy")
@@ -117,22 +117,6 @@ def spike_row_updates(spikes: np.ndarray, group: int = kernels.GROUP) -> int:
     return int(((k + 1) // 2).sum())
 
 
-def input_row_updates(active: np.ndarray, win: int, group: int = kernels.GROUP) -> int:
-    """Row updates of refsnn's B12 for ``active`` (B, K, n_in), nonzero at an input event.
-
-    The events of a task of ``group`` samples are taken in windows of ``win`` steps,
-    sorted by input row; a row with c events in a window is updated ``ceil(c / 2)``
-    times (its events are added in pairs).
-    """
-    a = np.asarray(active) != 0
-    B, K, n_in = a.shape
-    n_win = -(-K // win)
-    a = np.concatenate([a, np.zeros((B, n_win * win - K, n_in), bool)], axis=1)
-    a = np.concatenate([a, np.zeros((-B % group,) + a.shape[1:], bool)])
-    c = a.reshape(-1, group, n_win, win, n_in).sum(axis=(1, 3))
-    return int(((c + 1) // 2).sum())
-
-
 def counts(case: bench.Case, seed: int = 0) -> dict:
     """The case's events: spikes, input events and the row updates of refsnn's B12, B13."""
     p, x, _ = bench.make_problem(case, seed)
@@ -141,16 +125,13 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     K = K1 - 1
     s = tr.spikes[:, bench.state_widths(case) > 0] != 0  # the states that drive an update
     active = x[:, :K] != 0  # the input steps that drive an update
-    win = WINDOW_SEGMENTS * _segment(K)
     n_tasks = -(-B // kernels.GROUP)
     n_spikes, n_events = int(s.sum()), int(active.sum())
     spike_updates = spike_row_updates(s)
-    input_updates = input_row_updates(active, win)
     return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
-                input_updates=input_updates, spikes_per_state=n_spikes / (B * s.shape[1]),
+                input_updates=n_events, spikes_per_state=n_spikes / (B * s.shape[1]),
                 events_per_state=n_events / (B * K),
-                spike_updates_per_state=spike_updates / (n_tasks * s.shape[1]),
-                input_updates_per_window=input_updates / (n_tasks * -(-K // win)), K=K,
+                spike_updates_per_state=spike_updates / (n_tasks * s.shape[1]), K=K,
                 params=p, x=x, spikes_of_state=tr.spikes.sum(axis=(0, 2)))
 
 
@@ -188,7 +169,7 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
         price(name, n, _best(gather_rows, w, rows, per, acc, repeats=repeats) / sample)
     for name, shape, n, run in (
             ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_state"]),
-            ("update dw_in", (n_in, N), c["input_updates"], c["input_updates_per_window"])):
+            ("update dw_in", (n_in, N), c["input_updates"], c["events_per_state"])):
         g_w = np.zeros(shape, dt)
         g = rng.standard_normal((kernels.GROUP, shape[1])).astype(dt)
         rows = rows_of(shape[0], sample, run)

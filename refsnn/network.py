@@ -423,13 +423,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_w_in, g_w_rec = np.empty((p.n_in, N), dt), np.empty((N, N), dt)
     g_w_out = np.empty((N, C), dt)
     ptr, ev_idx, ev_val = st["events"]
-    # (B12) runs on windows of ``win`` updates; the most input events of one task in one
-    # window sizes its scratch
-    win = WINDOW_SEGMENTS * seg
-    n_win = K // win + 1
-    per_step = np.zeros((n_tasks * kn.GROUP, n_win * win), np.int64)
-    per_step[:B, :K] = np.diff(ptr).reshape(B, K)
-    max_window = int(per_step.reshape(n_tasks, kn.GROUP, n_win, win).sum(axis=(1, 3)).max())
+    win = WINDOW_SEGMENTS * seg  # (B12) runs on windows of ``win`` updates
     w_spk_t = np.ascontiguousarray(st["w_spk"].T)
     n_bad = kn.backward_kernel(
         w_spk_t, kn.panels(w_spk_t), st["hid"], st["out"], st["flags"],
@@ -437,11 +431,11 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,
         np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, K + 1, C), dt),
-        np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N + C), dt),
-        np.empty((B, N), dt), np.empty((B, N), dt), np.empty((B, N), dt),
-        np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64),
-        np.empty((n_tasks, p.n_in + 1), np.int64), np.empty((n_tasks, max_window), np.int64),
-        np.empty((n_tasks, max_window), np.int64), g_w_in, g_w_rec, g_w_out,
+        np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N), dt),
+        np.empty((B, N + C), dt), np.empty((B, N), dt), np.empty((B, N), dt),
+        np.empty((B, N), dt),
+        np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64), g_w_in, g_w_rec,
+        g_w_out,
     )
     # per-neuron gradients: summed over the batch in a fixed order
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, with a message

@@ -35,16 +35,6 @@ def test_spike_row_updates_add_the_spiking_samples_of_a_task_in_pairs(bounds):
     assert bounds.spike_row_updates(np.zeros((5, 3, 4))) == 0
 
 
-def test_input_row_updates_pair_the_events_of_a_row_in_a_window(bounds):
-    a = np.zeros((2, 3, 2))  # (samples, steps, inputs); windows of 2 steps: {0, 1}, {2}
-    a[0, 0, 0] = a[1, 1, 0] = 1  # input 0, window 0, both samples: one pair
-    a[0, 2, 0] = 1  # input 0, window 1: one
-    a[1, 0, 1] = 1  # input 1, window 0: one
-    assert bounds.input_row_updates(a, win=2, group=2) == 3
-    # samples of different tasks never share an update
-    assert bounds.input_row_updates(a, win=2, group=1) == 4
-
-
 def test_quick_case_counts_its_events_and_prices_every_part(bounds, capsys):
     r = bounds.measure(QUICK, threads=1, repeats=1)
     p, x, _ = make_problem(QUICK)
@@ -55,7 +45,7 @@ def test_quick_case_counts_its_events_and_prices_every_part(bounds, capsys):
     assert c["spikes"] == int(np.count_nonzero(spikes[:, :K]))
     assert c["input_events"] == int(np.count_nonzero(x[:, :K]))
     assert c["spikes"] / 2 <= c["spike_updates"] <= c["spikes"]
-    assert c["input_events"] / 2 <= c["input_updates"] <= c["input_events"]
+    assert c["input_updates"] == c["input_events"]  # B12: one row update per event
     assert set(r["parts"]) == {"gather w_spk", "gather w_in", "update dw_spk",
                                "update dw_in", "adjoint", "scan"}
     assert all(part["ms"] > 0 for part in r["parts"].values())
