@@ -15,10 +15,12 @@ case's own shapes and counts (taken from its forward pass):
   reads them from the first-level cache after the first sample, so this part is the
   bare cost of a row gather rather than a strict bound of refsnn's delivery.)
 - ``gather w_in``: the same for an input event and its row of ``w_in``.
+- ``gather g_spk``: in B13 a spike adds the adjoint row its state sees (N + C floats,
+  one of the ``GROUP x SPIKE_GRAD_STATES`` rows of a task's window of states) to its
+  neuron's sum, as ``gather w_spk``; counted once per spike that drives an update.
 - ``update dw_spk``: a row of the weight gradient ``dL/d[w_rec | w_out]`` read, added
-  to and written back (B13); counted once per row update of refsnn, which adds the
-  samples of a task that spike in pairs: ``ceil(k / 2)`` for a neuron spiking in k of
-  the task's samples at a state. Priced as a single update (a pair costs more).
+  to and written back (B13); once per task, window of ``SPIKE_GRAD_STATES`` states and
+  neuron that spikes in it (refsnn sums the window's spikes of a neuron in registers).
 - ``update dw_in``: the same for ``dL/dw_in`` (B12): once per input event (refsnn
   adds each event to its row in the events' order, ascending within a step).
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
@@ -46,7 +48,7 @@ import numpy as np
 
 import refsnn
 from refsnn import bench, kernels
-from refsnn.network import _check_x
+from refsnn.network import _check_x, _segment
 
 
 @numba.njit(error_model="numpy")
@@ -103,18 +105,25 @@ def _best(f, *args, repeats: int) -> float:
     return best
 
 
-def spike_row_updates(spikes: np.ndarray, group: int = kernels.GROUP) -> int:
+def spike_row_updates(spikes: np.ndarray, seg: int, states: int = kernels.SPIKE_GRAD_STATES,
+                      group: int = kernels.GROUP) -> int:
     """Row updates of refsnn's B13 for ``spikes`` (B, states, N), nonzero where a neuron spikes.
 
-    The backward pass takes the samples in tasks of ``group``; at each state, a neuron
-    spiking in k samples of a task has its gradient row updated ``ceil(k / 2)`` times
-    (the samples are added in pairs).
+    The backward pass takes the samples in tasks of ``group`` and the states in windows
+    of ``states`` within each segment of ``seg`` states (the first window of a segment
+    starts with it); a neuron that spikes in a task's window has its gradient row loaded
+    and stored once, its spikes summed in registers.
     """
     s = np.asarray(spikes) != 0
-    pad = -s.shape[0] % group
-    s = np.concatenate([s, np.zeros((pad,) + s.shape[1:], bool)])
-    k = s.reshape(-1, group, *s.shape[1:]).sum(axis=1)
-    return int(((k + 1) // 2).sum())
+    B, n_states, N = s.shape
+    s = np.concatenate([s, np.zeros((-B % group, n_states, N), bool)])
+    k = np.arange(n_states)
+    per_seg = -(-seg // states)
+    window = (k // seg) * per_seg + (k % seg) // states
+    hit = np.zeros((s.shape[0] // group, window[-1] + 1, N), bool)
+    for state in range(n_states):
+        hit[:, window[state]] |= s[:, state].reshape(-1, group, N).any(axis=1)
+    return int(hit.sum())
 
 
 def counts(case: bench.Case, seed: int = 0) -> dict:
@@ -123,15 +132,20 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     tr = refsnn.forward(p, x, "paper")
     B, K1, N = tr.spikes.shape
     K = K1 - 1
-    s = tr.spikes[:, bench.state_widths(case) > 0] != 0  # the states that drive an update
+    drive = bench.state_widths(case) > 0  # the states whose spikes drive an update
+    s = (tr.spikes != 0) & drive[None, :, None]
     active = x[:, :K] != 0  # the input steps that drive an update
     n_tasks = -(-B // kernels.GROUP)
+    seg = _segment(K)
+    n_windows = (K + 1) // seg * -(-seg // kernels.SPIKE_GRAD_STATES) + -(
+        -((K + 1) % seg) // kernels.SPIKE_GRAD_STATES)
     n_spikes, n_events = int(s.sum()), int(active.sum())
-    spike_updates = spike_row_updates(s)
+    spike_updates = spike_row_updates(s, seg)
     return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
-                input_updates=n_events, spikes_per_state=n_spikes / (B * s.shape[1]),
+                input_updates=n_events, spikes_per_state=n_spikes / (B * int(drive.sum())),
                 events_per_state=n_events / (B * K),
-                spike_updates_per_state=spike_updates / (n_tasks * s.shape[1]), K=K,
+                spike_updates_per_window=spike_updates / (n_tasks * n_windows),
+                spikes_per_update=n_spikes / max(spike_updates, 1), K=K,
                 params=p, x=x, spikes_of_state=tr.spikes.sum(axis=(0, 2)))
 
 
@@ -167,8 +181,14 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
         rows = rows_of(w.shape[0], sample, per)
         acc = np.zeros(w.shape[1], dt)
         price(name, n, _best(gather_rows, w, rows, per, acc, repeats=repeats) / sample)
+    # B13: a spike adds its adjoint row, one of the window's GROUP x SPIKE_GRAD_STATES
+    rows = rng.integers(0, kernels.GROUP * kernels.SPIKE_GRAD_STATES, sample).astype(np.int64)
+    g_win = rng.standard_normal((kernels.GROUP * kernels.SPIKE_GRAD_STATES, N + C)).astype(dt)
+    per = max(1, round(c["spikes_per_update"]))
+    price("gather g_spk", c["spikes"], _best(gather_rows, g_win, rows, per,
+                                             np.zeros(N + C, dt), repeats=repeats) / sample)
     for name, shape, n, run in (
-            ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_state"]),
+            ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_window"]),
             ("update dw_in", (n_in, N), c["input_updates"], c["events_per_state"])):
         g_w = np.zeros(shape, dt)
         g = rng.standard_normal((kernels.GROUP, shape[1])).astype(dt)

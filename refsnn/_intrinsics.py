@@ -22,13 +22,15 @@ whole sum, so the loop loads two vectors of ``w_p`` and four numbers of ``x`` pe
 vector multiply-adds and stores nothing; each entry is still one chain of ``fma`` in a
 fixed order, so the tile gives the same bits as ``fma`` entry by entry, on any machine.
 
-``fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec)`` adds listed rows of ``src``
-(R, W) to a run of ``nvec`` 32-byte vectors of ``dst`` (any C-contiguous array, from
-flat index ``d0``), each row scaled by its entry of ``coef``: for k = e0 .. e1-1 in
-turn, with ``r = at.flat[k]``, ``dst.flat[d0 + l] = fma(coef.flat[c0 + r], src[r, l],
-dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in registers
-throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``). ``nvec`` is a
-literal from 1 to 8.
+``fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec)`` adds listed rows of
+``src`` (any C-contiguous array, rows of its last axis, W entries) to a run of ``nvec``
+32-byte vectors of ``dst`` (any C-contiguous array, from flat index ``d0``), each row
+scaled by its entry of ``coef``: for k = e0 .. e1-1 in turn, with ``r = at.flat[k]``,
+``dst.flat[d0 + l] = fma(coef.flat[c0 + r cs], src.flat[r W + s0 + l],
+dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in
+registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``, and
+the spike term of the weight gradient, ``refsnn.kernels._spike_weight_grad``).
+``nvec`` is a literal from 1 to 10.
 
 The caller guarantees ``start + 32 <= x.size`` (masks) and ``b + 4 <= y.shape[0]``,
 ``p < P``, ``x.shape[1] >= M`` and ``(p + 1) L <= y.shape[1]`` (tile), the run, the
@@ -189,12 +191,13 @@ def _py_fma_tile4(w_p, x, y, b, p):
             y[b + a, p * L + col] = acc
 
 
-def _py_fma_rows(dst, d0, src, at, e0, e1, coef, c0, nvec):
+def _py_fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
     flat, at, coef = dst.reshape(-1), at.reshape(-1), coef.reshape(-1)
+    rows = src.reshape(-1, src.shape[-1])
     for col in range(nvec * 32 // dst.itemsize):
         acc = flat[d0 + col]
         for k in range(e0, e1):
-            acc = _py_fma(coef[c0 + at[k]], src[at[k], col], acc)
+            acc = _py_fma(coef[c0 + at[k] * cs], rows[at[k], s0 + col], acc)
         flat[d0 + col] = acc
 
 
@@ -315,38 +318,39 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
 
 
 @intrinsic
-def _fma_rows(typingctx, dst, d0, src, at, e0, e1, coef, c0, nvec):
-    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 8
+def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
+    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
             and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
-            and _is_float_c_array(src) and src.ndim == 2 and src.dtype == dst.dtype
+            and _is_float_c_array(src) and src.dtype == dst.dtype
             and _is_float_c_array(coef) and coef.dtype == dst.dtype
             and isinstance(at, types.Array) and at.layout == "C"
             and isinstance(at.dtype, types.Integer)
-            and all(isinstance(v, types.Integer) for v in (d0, e0, e1, c0))):
+            and all(isinstance(v, types.Integer) for v in (d0, s0, e0, e1, c0, cs))):
         return None
     n_vec = nvec.literal_value
 
     def codegen(context, builder, sig, args):
         dst_a, src_a, at_a, coef_a = (context.make_array(sig.args[i])(context, builder, args[i])
-                                      for i in (0, 2, 3, 6))
-        d0_, e0_, e1_, c0_ = (context.cast(builder, args[i], sig.args[i], types.intp)
-                              for i in (1, 4, 5, 7))
+                                      for i in (0, 2, 4, 7))
+        d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
+                                        for i in (1, 3, 5, 6, 8, 9))
         vec = _Vectors(context, builder, sig.args[0].dtype)
-        W = cgutils.unpack_tuple(builder, src_a.shape, 2)[1]
+        W = cgutils.unpack_tuple(builder, src_a.shape, sig.args[2].ndim)[-1]
         at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
         acc = vec.sums(dst_a.data, at_dst)
         with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
             k = builder.add(e0_, loop.index)
             r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
-                             sig.args[3].dtype, types.intp)
-            cv = vec.splat(builder.load(builder.gep(coef_a.data, [builder.add(c0_, r)])))
-            row = builder.mul(r, W)
+                             sig.args[4].dtype, types.intp)
+            cv = vec.splat(builder.load(builder.gep(coef_a.data,
+                                                    [builder.add(c0_, builder.mul(r, cs_))])))
+            row = builder.add(builder.mul(r, W), s0_)
             for h, slot in enumerate(acc):
                 vec.fma(slot, cv, vec.load(src_a.data, builder.add(row, vec.const(h * vec.lanes))))
         vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 
-    return types.none(dst, d0, src, at, e0, e1, coef, c0, nvec), codegen
+    return types.none(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec), codegen
 
 
 if numba.config.DISABLE_JIT:

@@ -119,6 +119,11 @@ SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 GROUP = 8
 #: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``)
 CHUNK_VECTORS = 5
+#: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
+#: (``_spike_weight_grad``): 80 columns in float32, 40 in float64
+SPIKE_GRAD_VECTORS = 10
+#: states per pass of (B13) (``_spike_weight_grad``)
+SPIKE_GRAD_STATES = 4
 #: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
 PANEL_BYTES = 64
 #: the (bad) non-finite counters of the forward pass, per sample
@@ -318,8 +323,8 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
     for c in range(n_chunks):
         w_c = w_ch[c]
         for b in range(b0, b1):
-            fma_rows(acc, b * A + c * width, w_c, lst, b * L, b * L + n_spk[b], s_flat,
-                     (b * s.shape[1] + sk) * N, CHUNK_VECTORS)
+            fma_rows(acc, b * A + c * width, w_c, 0, lst, b * L, b * L + n_spk[b], s_flat,
+                     (b * s.shape[1] + sk) * N, 1, CHUNK_VECTORS)
     for b in range(b0, b1):
         if to_rec:
             for n in range(N):
@@ -506,8 +511,10 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
 def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s, v_row):
     """Recompute v and s (Eq. (1), (3)-(6)) of the states of segment c of sample b.
 
-    The states ``c*seg .. c*seg + seg - 1`` (at most K) go to rows 0, 1, ... of
-    ``seg_v``, ``seg_s``, from ``ckpt[b, c]``: the same arithmetic as the forward pass.
+    The states ``c*seg .. c*seg + seg - 1`` (at most K) go to ``seg_v[b, q]`` and
+    ``seg_s[q, b]`` for q = 0, 1, ..., from ``ckpt[b, c]``: the same arithmetic as the
+    forward pass. (``seg_s`` is state-major so that (B13) finds the spike of row
+    ``q B + b`` of the segment's adjoints at one stride.)
     ``v_row[b]`` (N,) receives a copy of each row of v as its spikes are found, and the
     membrane update reads it there: a loop that reads one row of ``seg_v`` and writes
     another is not vectorised by the compiler (it ran scalar, three times slower).
@@ -527,21 +534,21 @@ def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s, v_ro
             for n in range(N):
                 v_n = seg_v[b, q, n]
                 v_row[b, n] = v_n
-                seg_s[b, q, n] = 1.0 if v_n - hid[H_THRESHOLD, n] > 0 else 0.0
+                seg_s[q, b, n] = 1.0 if v_n - hid[H_THRESHOLD, n] > 0 else 0.0
         else:
             for n in range(N):
                 v_n = seg_v[b, q, n]
                 v_row[b, n] = v_n
-                seg_s[b, q, n] = _spike(v_n - hid[H_THRESHOLD, n], mode, scale)
+                seg_s[q, b, n] = _spike(v_n - hid[H_THRESHOLD, n], mode, scale)
         if t + 1 < t1:
             td = t + 1 if new else t
             if reset == RESET_SUB:
                 for n in range(N):
-                    seg_v[b, q + 1, n] = _membrane(v_row[b, n], seg_s[b, q, n], i[b, td, n],
+                    seg_v[b, q + 1, n] = _membrane(v_row[b, n], seg_s[q, b, n], i[b, td, n],
                                                    hid, n, RESET_SUB)
             else:
                 for n in range(N):
-                    seg_v[b, q + 1, n] = _membrane(v_row[b, n], seg_s[b, q, n], i[b, td, n],
+                    seg_v[b, q + 1, n] = _membrane(v_row[b, n], seg_s[q, b, n], i[b, td, n],
                                                    hid, n, reset)
 
 
@@ -608,7 +615,7 @@ def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_
     """(B8)-(B11) without the spike term: the hidden update t backwards, for sample b.
 
     ``g_v_next[b]`` is the complete adjoint of ``v[t + 1]``; ``seg_v[b, q]``,
-    ``seg_s[b, q]`` hold ``v[t]``, ``s[t]``. Leaves the adjoint of v[t] through
+    ``seg_s[q, b]`` hold ``v[t]``, ``s[t]``. Leaves the adjoint of v[t] through
     Eq. (4)-(5) in ``g_v[b]``, adds the reset's adjoint to ``g_s[b]`` (unless
     detached), and completes ``g_i[t + 1]`` (ring row ``(t + 1) % (d + 1)``).
     """
@@ -634,10 +641,10 @@ def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_
         for n in range(N):
             ring_i[b, rd, n] += hid[H_G, n] * g_v_next[b, n]
         for n in range(N):
-            g_hid[b, 3, n] += seg_s[b, q, n] * g_v_next[b, n]
+            g_hid[b, 3, n] += seg_s[q, b, n] * g_v_next[b, n]
         if not detach_th:
             for n in range(N):
-                g_hid[b, 2, n] -= seg_s[b, q, n] * g_v_next[b, n]
+                g_hid[b, 2, n] -= seg_s[q, b, n] * g_v_next[b, n]
         for n in range(N):  # (B10): Eq. (4) backwards
             g_v[b, n] = hid[H_DECAY_MEM, n] * g_v_next[b, n]
         for n in range(N):  # (B11): Eq. (2) backwards, leak
@@ -647,7 +654,7 @@ def _hidden_step(b, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_
         return
     for n in range(N):
         gv1 = g_v_next[b, n]  # adjoint of v[t+1], complete
-        r = seg_s[b, q, n]
+        r = seg_s[q, b, n]
         v_t = seg_v[b, q, n]
         th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
         drive = i[b, td, n]
@@ -754,36 +761,55 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 
 
 @jit_noinline
-def _spike_weight_grad(grp, b0, b1, q, seg_s, g_spk, lst, g_w_spk):
-    """(B13) at one state: ``dL/dw_spk[j] += s[b, j] g_spk[b]`` for the samples b0 .. b1-1.
+def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg, at, cnt,
+                       g_w_spk):
+    """(B13) for the states t_lo .. t_hi-1 of samples b0 .. b1-1.
 
-    ``seg_s[b, q]`` holds the spikes of the state. ``lst[b0, j]`` receives the samples in
-    which neuron j spikes as the bits of an integer (bit ``b - b0``; one vectorised pass
-    per sample); for each neuron those samples are then added in ascending pairs (one
-    load and store of the row per pair), the last alone.
+    ``dL/dw_spk[j] += s[b, t, j] g_spk[b, t]``, once the states are done. They lie in the
+    segment that starts at state t0: ``seg_s[q, b]`` holds the spikes of state
+    ``t0 + q``, and ``g_seg[q, b]`` the adjoint ``g_spk`` those spikes see (zero
+    past N + C). First each neuron's spiking rows ``q B + b`` are listed in
+    ``at[grp, j, :cnt[grp, j]]`` (samples ascending, then states; only states whose
+    spikes drive an update), from 32-neuron bit masks; then, by chunks of
+    ``SPIKE_GRAD_VECTORS`` vectors of columns, each neuron adds its listed rows to its
+    row of ``g_w_spk[grp]`` (N, chunks x chunk columns) with the chunk's sums in
+    registers (``fma_rows``), one fused multiply-add per spike, its coefficient the
+    spike ``s[b, t, j]``. A row of the gradient is so loaded and stored once per
+    ``SPIKE_GRAD_STATES`` states and chunk, not once per spike or pair of spikes; the
+    rows of ``g_seg`` those states hold (20 KiB for 128 neurons) stay in the first-level
+    cache for all the neurons.
     """
     N = seg_s.shape[2]
-    M = g_spk.shape[1]
+    n32 = N - N % 32
+    B = seg_s.shape[1]
+    L = at.shape[2]
+    M = g_w_spk.shape[2]
+    width = SPIKE_GRAD_VECTORS * 32 // g_w_spk.itemsize
+    n_ch = M // width
     for j in range(N):
-        lst[b0, j] = 0
+        cnt[grp, j] = 0
     for b in range(b0, b1):
+        for t in range(t_lo, t_hi):
+            if not (t + d <= K or 1 <= t + r_delay <= K):
+                continue  # the spikes of state t drive no update
+            q = t - t0
+            row = q * B + b
+            for j0 in range(0, n32, 32):
+                mask = nonzero_mask32(seg_s, row * N + j0)
+                while mask != 0:
+                    j = j0 + trailing_zeros(mask)
+                    at[grp, j, cnt[grp, j]] = row
+                    cnt[grp, j] += 1
+                    mask &= mask - 1
+            for j in range(n32, N):
+                if seg_s[q, b, j] != 0:
+                    at[grp, j, cnt[grp, j]] = row
+                    cnt[grp, j] += 1
+    for ch in range(n_ch):
         for j in range(N):
-            lst[b0, j] |= np.int64(seg_s[b, q, j] != 0) << (b - b0)
-    for j in range(N):
-        mask = lst[b0, j]
-        while mask != 0:
-            ba = b0 + trailing_zeros(mask)
-            mask &= mask - 1
-            sa = seg_s[ba, q, j]
-            if mask != 0:
-                bb = b0 + trailing_zeros(mask)
-                mask &= mask - 1
-                sb = seg_s[bb, q, j]
-                for m in range(M):
-                    g_w_spk[grp, j, m] += sa * g_spk[ba, m] + sb * g_spk[bb, m]
-            else:
-                for m in range(M):
-                    g_w_spk[grp, j, m] += sa * g_spk[ba, m]
+            e0 = (grp * N + j) * L
+            fma_rows(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width, at, e0,
+                     e0 + cnt[grp, j], seg_s, j, N, SPIKE_GRAD_VECTORS)
 
 
 @jit_noinline
@@ -812,16 +838,20 @@ def _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid):
 def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next,
-                    g_s, g_vo, lst):
+                    g_s, g_vo, at, cnt):
     """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
 
     Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
-    gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, N + C). Scratch:
+    gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, chunks x chunk columns,
+    the first N + C used; see ``_spike_weight_grad``). Scratch:
     ``ring_i`` (B, win + d + 1, N) (g_i of a window of ``win`` states and the d above),
-    ``g_io`` (B, K + 1, C) (g_i_out, from ``_readout_backward``), ``seg_v``, ``seg_s``
-    (B, seg, N), ``v_row`` (B, N) (for ``_recompute_segment``), ``g_spk`` (B, N + C),
+    ``g_io`` (B, K + 1, C) (g_i_out, from ``_readout_backward``), ``seg_v`` (B, seg, N),
+    ``seg_s`` (seg, B, N), ``v_row`` (B, N) (for ``_recompute_segment``), ``g_spk``
+    (seg, B, chunks x chunk columns of (B13); zero past N + C: the adjoint the spikes of
+    each state of the segment see),
     ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t] through Eq. (4)-(5), of
-    v[t + 1], and of s[t]), ``g_vo`` (B, C), ``lst`` (B, max(N, GROUP)).
+    v[t + 1], and of s[t]), ``g_vo`` (B, C); ``at`` (tasks, N, GROUP SPIKE_GRAD_STATES)
+    and ``cnt`` (tasks, N) for (B13).
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -834,7 +864,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
         for n in range(N):
             g_w_in[grp, m, n] = 0
     for j in range(N):
-        for m in range(N + C):
+        for m in range(g_w_spk.shape[2]):
             g_w_spk[grp, j, m] = 0
     for b in range(b0, b1):
         for n in range(N):
@@ -867,29 +897,34 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
         ro_ok = 1 <= t + r_delay <= K
         r_rec = (t + d) % R
         t_out = t + r_delay if ro_ok else 0
+        # g_spk[q] (B, .) is the state's, kept for (B13) at the end of the segment
+        g_q = g_spk[q]
         for b in range(b0, b1):
             if rec:
                 for n in range(N):
-                    g_spk[b, n] = ring_i[b, r_rec, n]
+                    g_q[b, n] = ring_i[b, r_rec, n]
             else:
                 for n in range(N):
-                    g_spk[b, n] = 0
+                    g_q[b, n] = 0
             if ro_ok:
                 for cc in range(C):
-                    g_spk[b, N + cc] = g_io[b, t_out, cc]
+                    g_q[b, N + cc] = g_io[b, t_out, cc]
             else:
                 for cc in range(C):
-                    g_spk[b, N + cc] = 0
+                    g_q[b, N + cc] = 0
         if rec or ro_ok:
             # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
             b = b0
             while b + 4 <= b1:
-                _matvec_quad(w_spk_t, w_spk_p, g_spk, b, g_s)
+                _matvec_quad(w_spk_t, w_spk_p, g_q, b, g_s)
                 b += 4
             while b < b1:
-                _matvec_one(w_spk_t, g_spk, b, g_s)
+                _matvec_one(w_spk_t, g_q, b, g_s)
                 b += 1
-            _spike_weight_grad(grp, b0, b1, q, seg_s, g_spk, lst, g_w_spk)  # (B13)
+        if q % SPIKE_GRAD_STATES == 0:  # (B13) for the states t .. of the segment, done
+            t_hi = min(t + SPIKE_GRAD_STATES, (c + 1) * seg, K + 1)
+            _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,
+                               at, cnt, g_w_spk)
         for b in range(b0, b1):  # (B7) at state t: every use of s[t] has sent its adjoint
             _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
         if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
@@ -901,7 +936,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
 def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
-                    g_vo, lst, sum_w_in, sum_w_rec, sum_w_out):
+                    g_vo, at, cnt, sum_w_in, sum_w_rec, sum_w_out):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
@@ -915,7 +950,7 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
-                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, lst)
+                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, at, cnt)
     N = sum_w_rec.shape[0]
     bad_in = 0  # non-finite sums (``v * 0 != 0`` holds for inf and NaN only)
     for m in prange(sum_w_in.shape[0]):

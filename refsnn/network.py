@@ -418,7 +418,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_hid = np.zeros((B, 5, N), dt)
     g_out = np.zeros((B, 2, C), dt)
     g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
-    g_w_spk_tasks = np.empty((n_tasks, N, N + C), dt)
+    width = kn.SPIKE_GRAD_VECTORS * 32 // dt.itemsize  # (B13)'s chunks of columns
+    n_ch = -(-(N + C) // width)
+    g_w_spk_tasks = np.empty((n_tasks, N, n_ch * width), dt)
     # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
     g_w_in, g_w_rec = np.empty((p.n_in, N), dt), np.empty((N, N), dt)
     g_w_out = np.empty((N, C), dt)
@@ -431,11 +433,12 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,
         np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, K + 1, C), dt),
-        np.empty((B, seg, N), dt), np.empty((B, seg, N), dt), np.empty((B, N), dt),
-        np.empty((B, N + C), dt), np.empty((B, N), dt), np.empty((B, N), dt),
+        np.empty((B, seg, N), dt), np.empty((seg, B, N), dt), np.empty((B, N), dt),
+        np.zeros((seg, B, n_ch * width), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, N), dt),
-        np.empty((B, C), dt), np.empty((B, max(N, kn.GROUP)), np.int64), g_w_in, g_w_rec,
-        g_w_out,
+        np.empty((B, C), dt), np.empty((n_tasks, N, kn.GROUP * kn.SPIKE_GRAD_STATES), np.int32),
+        np.empty((n_tasks, N), np.int64),
+        g_w_in, g_w_rec, g_w_out,
     )
     # per-neuron gradients: summed over the batch in a fixed order
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, with a message

@@ -143,31 +143,33 @@ def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
 
 
 @njit
-def _jit_rows(dst, d0, src, at, e0, e1, coef, c0):
-    vec.fma_rows(dst, d0, src, at, e0, e1, coef, c0, 3)
+def _jit_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs):
+    vec.fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fma_rows_adds_listed_rows_as_a_chain_of_fma(dtype):
+@pytest.mark.parametrize(("cs", "s0"), [(1, 0), (3, 3)])
+def test_fma_rows_adds_listed_rows_as_a_chain_of_fma(dtype, cs, s0):
     rng = np.random.default_rng(2)
     lanes = 32 // np.dtype(dtype).itemsize
     R, W = 11, 4 * lanes
     src = rng.standard_normal((R, W)).astype(dtype)
-    coef = rng.standard_normal(R + 5).astype(dtype)
+    src3 = src.reshape(1, R, W)  # any C-contiguous array: rows of its last axis
+    coef = rng.standard_normal(5 + cs * R).astype(dtype)
     at = np.array([[9, 0, 4, 4, 7], [1, 2, 3, 5, 6]], np.int64)
     dst0 = rng.standard_normal((2, 5 * lanes)).astype(dtype)
     dst = dst0.copy()
-    _jit_rows(dst, 5 * lanes + 2, src, at, 1, 4, coef, 5)  # rows 0, 4, 4; row 1 of dst
+    _jit_rows(dst, 5 * lanes + 2, src3, s0, at, 1, 4, coef, 5, cs)  # rows 0, 4, 4 of src
     want = dst0.copy()
     for col in range(3 * lanes):  # the run: three vectors from flat index 5 lanes + 2
         acc = want[1, 2 + col]
-        for r in (0, 4, 4):
-            acc = vec._py_fma(coef[5 + r], src[r, col], acc)
+        for r in (0, 4, 4):  # columns s0 .. of row r, scaled by coef[5 + r cs]
+            acc = vec._py_fma(coef[5 + r * cs], src[r, s0 + col], acc)
         want[1, 2 + col] = acc
     assert _same_bits(dst, want)
     assert not np.array_equal(dst, dst0)
     twin = dst0.copy()
-    vec._py_fma_rows(twin, 5 * lanes + 2, src, at, 1, 4, coef, 5, 3)
+    vec._py_fma_rows(twin, 5 * lanes + 2, src3, s0, at, 1, 4, coef, 5, cs, 3)
     assert _same_bits(twin, want)
 
 
