@@ -203,7 +203,7 @@ def scan_input(x, K, counts, masks, general):
                     v = x[b, t, m]
                     mask |= (v != 0) << m
                     other |= (v != 0) & (v != 1)
-                    bad_b += v * 0 != 0  # true for inf and NaN only
+                    bad_b += v - v != 0  # true for inf and NaN only
                 if t < K:
                     masks[b, t, 0] = mask
                 c += popcount(mask)
@@ -440,10 +440,10 @@ def _hidden_update(b, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
         for n in range(N):
             acc[b, n] += val * w_in[row, n]
         e += 1
-    bad_i = 0  # states that overflowed (``v * 0 != 0`` holds for inf and NaN only)
+    bad_i = 0  # states that overflowed (``v - v != 0`` holds for inf and NaN only)
     for n in range(N):
         i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
-        bad_i += i[b, t + 1, n] * 0 != 0
+        bad_i += i[b, t + 1, n] - i[b, t + 1, n] != 0
     # Eq. (3)-(6)
     td = t + 1 if new else t
     vt1 = (t + 1) % V
@@ -452,11 +452,11 @@ def _hidden_update(b, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
         for n in range(N):
             v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
                                      RESET_SUB)
-            bad_v += v[b, vt1, n] * 0 != 0
+            bad_v += v[b, vt1, n] - v[b, vt1, n] != 0
     else:
         for n in range(N):
             v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n, reset)
-            bad_v += v[b, vt1, n] * 0 != 0
+            bad_v += v[b, vt1, n] - v[b, vt1, n] != 0
     bad[b, BAD_I] += bad_i
     bad[b, BAD_V] += bad_v
 
@@ -472,12 +472,12 @@ def _readout_forward(b, out, flags, i_out, v_out, k_max, bad):
     for t in range(K):
         for c in range(C):  # Eq. (7): the leak plus the parked spike term
             i_out[b, t + 1, c] = out[O_DECAY_SYN, c] * i_out[b, t, c] + i_out[b, t + 1, c]
-            bad_io += i_out[b, t + 1, c] * 0 != 0
+            bad_io += i_out[b, t + 1, c] - i_out[b, t + 1, c] != 0
         td = t + 1 if new else t
         for c in range(C):  # Eq. (8)
             v_out[b, t + 1, c] = (out[O_DECAY_MEM, c] * v_out[b, t, c]
                                   + out[O_G, c] * i_out[b, td, c])
-            bad_vo += v_out[b, t + 1, c] * 0 != 0
+            bad_vo += v_out[b, t + 1, c] - v_out[b, t + 1, c] != 0
     bad[b, BAD_I_OUT] = bad_io
     bad[b, BAD_V_OUT] = bad_vo
     if flags[F_REDUCTION] == RED_MAX:  # Eq. (9): the first largest recorded state
@@ -952,7 +952,7 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, at, cnt)
     N = sum_w_rec.shape[0]
-    bad_in = 0  # non-finite sums (``v * 0 != 0`` holds for inf and NaN only)
+    bad_in = 0  # non-finite sums (``v - v != 0`` holds for inf and NaN only)
     for m in prange(sum_w_in.shape[0]):
         for n in range(N):
             sum_w_in[m, n] = g_w_in[0, m, n]
@@ -960,7 +960,7 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
             for n in range(N):
                 sum_w_in[m, n] += g_w_in[task, m, n]
         for n in range(N):
-            bad_in += sum_w_in[m, n] * 0 != 0
+            bad_in += sum_w_in[m, n] - sum_w_in[m, n] != 0
     bad_rec = 0
     bad_out = 0
     for j in prange(N):
@@ -974,7 +974,7 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
             for c in range(sum_w_out.shape[1]):
                 sum_w_out[j, c] += g_w_spk[task, j, N + c]
         for n in range(N):
-            bad_rec += sum_w_rec[j, n] * 0 != 0
+            bad_rec += sum_w_rec[j, n] - sum_w_rec[j, n] != 0
         for c in range(sum_w_out.shape[1]):
-            bad_out += sum_w_out[j, c] * 0 != 0
+            bad_out += sum_w_out[j, c] - sum_w_out[j, c] != 0
     return bad_in, bad_rec, bad_out
