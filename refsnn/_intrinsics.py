@@ -32,6 +32,12 @@ registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``
 the spike term of the weight gradient, ``refsnn.kernels._spike_weight_grad``).
 ``nvec`` is a literal from 1 to 10.
 
+``fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec)`` is
+``fma_rows`` with the rows given by the set bits of the integer ``mask``, lowest first:
+bit k stands for row ``row0 + (k >> shift) stride + (k & (2**shift - 1))`` of ``src``
+(a block of rows, ``2**shift`` per step of ``stride``; the spikes of a window of
+states in ``refsnn.kernels._spike_weight_grad``), so that no list of rows is written.
+
 The caller guarantees ``start + 32 <= x.size`` (masks) and ``b + 4 <= y.shape[0]``,
 ``p < P``, ``x.shape[1] >= M`` and ``(p + 1) L <= y.shape[1]`` (tile), the run, the
 listed rows and coefficients within their arrays and ``nvec`` vectors within a row of
@@ -201,6 +207,13 @@ def _py_fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
         flat[d0 + col] = acc
 
 
+def _py_fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec):
+    mask = int(mask) & 0xFFFFFFFFFFFFFFFF
+    rows = [row0 + (k >> shift) * stride + (k & ((1 << shift) - 1))
+            for k in range(64) if mask >> k & 1]
+    _py_fma_rows(dst, d0, src, s0, np.array(rows, np.int64), 0, len(rows), coef, c0, cs, nvec)
+
+
 class _Vectors:
     """IR for one 256-bit vector of ``dtype``: loads, broadcasts, fma, sums in registers.
 
@@ -353,13 +366,57 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
     return types.none(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec), codegen
 
 
+@intrinsic
+def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec):
+    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
+            and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
+            and _is_float_c_array(src) and src.dtype == dst.dtype
+            and _is_float_c_array(coef) and coef.dtype == dst.dtype
+            and all(isinstance(v, types.Integer)
+                    for v in (d0, s0, mask, row0, shift, stride, c0, cs))):
+        return None
+    n_vec = nvec.literal_value
+
+    def codegen(context, builder, sig, args):
+        dst_a, src_a, coef_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                                for i in (0, 2, 8))
+        d0_, s0_, m_, row0_, sh_, st_, c0_, cs_ = (
+            context.cast(builder, args[i], sig.args[i], types.intp)
+            for i in (1, 3, 4, 5, 6, 7, 9, 10))
+        vec = _Vectors(context, builder, sig.args[0].dtype)
+        i64 = ir.IntType(64)
+        W = cgutils.unpack_tuple(builder, src_a.shape, sig.args[2].ndim)[-1]
+        low = builder.sub(builder.shl(vec.const(1), sh_), vec.const(1))
+        at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
+        acc = vec.sums(dst_a.data, at_dst)
+        bits = cgutils.alloca_once(builder, i64)
+        builder.store(m_, bits)
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [i64])
+        cttz = builder.module.declare_intrinsic("llvm.cttz", [i64, ir.IntType(1)])
+        with cgutils.for_range(builder, builder.call(ctpop, [m_])):
+            m = builder.load(bits)
+            k = builder.call(cttz, [m, ir.Constant(ir.IntType(1), 1)])
+            builder.store(builder.and_(m, builder.sub(m, vec.const(1))), bits)
+            r = builder.add(builder.add(row0_, builder.mul(builder.ashr(k, sh_), st_)),
+                            builder.and_(k, low))
+            cv = vec.splat(builder.load(builder.gep(coef_a.data,
+                                                    [builder.add(c0_, builder.mul(r, cs_))])))
+            row = builder.add(builder.mul(r, W), s0_)
+            for h, slot in enumerate(acc):
+                vec.fma(slot, cv, vec.load(src_a.data, builder.add(row, vec.const(h * vec.lanes))))
+        vec.store(dst_a.data, at_dst, acc)
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec), codegen
+
+
 if numba.config.DISABLE_JIT:
     nonzero_mask32, nonfinite_mask32 = _py_nonzero_mask32, _py_nonfinite_mask32
     nonbinary_mask32 = _py_nonbinary_mask32
     popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
-    fma, fma_tile4, fma_rows = _py_fma, _py_fma_tile4, _py_fma_rows
+    fma, fma_tile4, fma_rows, fma_bits = _py_fma, _py_fma_tile4, _py_fma_rows, _py_fma_bits
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
     popcount, trailing_zeros = _popcount, _trailing_zeros
-    fma, fma_tile4, fma_rows = _fma, _fma_tile4, _fma_rows
+    fma, fma_tile4, fma_rows, fma_bits = _fma, _fma_tile4, _fma_rows, _fma_bits

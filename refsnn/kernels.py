@@ -42,10 +42,12 @@ collects the adjoint its spikes see from both
 targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11)
 ``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
 load of the weights, and each tile of sums stays in registers, one fused multiply-add
-per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j (the
-samples in which j spikes, found from a bit mask, added in pairs). (B12) adds
-``x g_i[t + 1]`` to the rows of the active inputs. The weight gradients are summed per
-task, each in a fixed order (states descending, samples ascending), and the task sums
+per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j. For (B13)
+``g_spk`` is kept for the states of the segment, and every ``SPIKE_GRAD_STATES``
+states each neuron's spikes in them are listed and added to its gradient row a chunk
+of columns at a time, with the chunk's sums in registers (``_spike_weight_grad``).
+(B12) adds ``x g_i[t + 1]`` to the rows of the active inputs, event by event. The
+weight gradients are summed per task, each entry in a fixed order, and the task sums
 are added in task order, so results are bitwise identical for any thread count. The
 adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``d + 1``
 states of ``g_i``); that of the readout currents is kept for all states (C per state);
@@ -87,6 +89,7 @@ import numpy as np
 
 from ._intrinsics import (
     fma,
+    fma_bits,
     fma_rows,
     fma_tile4,
     nonbinary_mask32,
@@ -114,16 +117,19 @@ RED_MAX, RED_MEAN, RED_LAST, RED_COUNT = range(4)
 SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 
 #: samples per backward task. Fixed (not the thread count), so the order of every sum
-#: is fixed; a multiple of 4 for ``_matvec_quad``, below 64 for the bit masks of
+#: is fixed; a multiple of 4 for ``_matvec_quad``, a power of two for the bit masks of
 #: ``_spike_weight_grad``.
 GROUP = 8
+GROUP_SHIFT = 3  # GROUP == 2**GROUP_SHIFT
 #: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``)
 CHUNK_VECTORS = 5
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
 #: (``_spike_weight_grad``): 80 columns in float32, 40 in float64
 SPIKE_GRAD_VECTORS = 10
-#: states per pass of (B13) (``_spike_weight_grad``)
+#: states per pass of (B13) (``_spike_weight_grad``): their GROUP x SPIKE_GRAD_STATES
+#: spikes of a neuron are the bits of one integer
 SPIKE_GRAD_STATES = 4
+assert GROUP == 2**GROUP_SHIFT and GROUP * SPIKE_GRAD_STATES <= 64
 #: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
 PANEL_BYTES = 64
 #: the (bad) non-finite counters of the forward pass, per sample
@@ -218,15 +224,19 @@ def scan_input(x, K, counts, masks, general):
 def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
     """Write the events of sample b (see the module doc), in (step, input) order.
 
-    Visits the set bits of the step's ``masks`` (from ``scan_input``), lowest first; the
-    value is read from ``x`` only for a step with values other than 0 and 1.
+    Visits the set bits of the step's ``masks`` (from ``scan_input``), lowest first, two
+    32-bit words at a time (each loop over a word's bits ends in a mispredicted branch);
+    the value is read from ``x`` only for a step with values other than 0 and 1.
     """
     K = (ev_ptr.shape[0] - 1) // x.shape[0]
+    n_words = masks.shape[2]
     for t in range(K):
         e = ev_ptr[b * K + t]
         read = general[b * K + t] != 0
-        for w in range(masks.shape[2]):
+        for w in range(0, n_words, 2):
             mask = np.int64(masks[b, t, w])
+            if w + 1 < n_words:
+                mask |= np.int64(masks[b, t, w + 1]) << 32
             while mask != 0:
                 m = 32 * w + trailing_zeros(mask)
                 ev_idx[e] = m
@@ -274,14 +284,17 @@ def _spike_list(s, b, k, lst):
     """List the neurons with ``s[b, k, j] != 0``, ascending, in ``lst[b]``; return their count.
 
     The row is tested 32 neurons at a time (``nonzero_mask32``) and only the set bits
-    are visited; the last ``N % 32`` neurons one by one, branch-free.
+    are visited, 64 neurons per loop over the bits; the last ``N % 32`` neurons one by
+    one, branch-free.
     """
     N = s.shape[2]
     n32 = N - N % 32
     base = (b * s.shape[1] + k) * N
     c = 0
-    for j0 in range(0, n32, 32):
+    for j0 in range(0, n32, 64):
         mask = nonzero_mask32(s, base + j0)
+        if j0 + 32 < n32:
+            mask |= nonzero_mask32(s, base + j0 + 32) << 32
         while mask != 0:
             lst[b, c] = j0 + trailing_zeros(mask)
             c += 1
@@ -761,55 +774,44 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 
 
 @jit_noinline
-def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg, at, cnt,
+def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg, bits,
                        g_w_spk):
     """(B13) for the states t_lo .. t_hi-1 of samples b0 .. b1-1.
 
     ``dL/dw_spk[j] += s[b, t, j] g_spk[b, t]``, once the states are done. They lie in the
     segment that starts at state t0: ``seg_s[q, b]`` holds the spikes of state
-    ``t0 + q``, and ``g_seg[q, b]`` the adjoint ``g_spk`` those spikes see (zero
-    past N + C). First each neuron's spiking rows ``q B + b`` are listed in
-    ``at[grp, j, :cnt[grp, j]]`` (samples ascending, then states; only states whose
-    spikes drive an update), from 32-neuron bit masks; then, by chunks of
-    ``SPIKE_GRAD_VECTORS`` vectors of columns, each neuron adds its listed rows to its
+    ``t0 + q``, and ``g_seg[q, b]`` the adjoint ``g_spk`` those spikes see (zero past
+    N + C). First the bits of ``bits[grp, j]`` mark where neuron j spikes, bit
+    ``(t - t_lo) GROUP + b - b0`` (one vectorised pass per state and sample; only
+    states whose spikes drive an update); then, by chunks of ``SPIKE_GRAD_VECTORS``
+    vectors of columns, each neuron adds the rows its bits mark, lowest first, to its
     row of ``g_w_spk[grp]`` (N, chunks x chunk columns) with the chunk's sums in
-    registers (``fma_rows``), one fused multiply-add per spike, its coefficient the
+    registers (``fma_bits``), one fused multiply-add per spike, its coefficient the
     spike ``s[b, t, j]``. A row of the gradient is so loaded and stored once per
     ``SPIKE_GRAD_STATES`` states and chunk, not once per spike or pair of spikes; the
     rows of ``g_seg`` those states hold (20 KiB for 128 neurons) stay in the first-level
     cache for all the neurons.
     """
     N = seg_s.shape[2]
-    n32 = N - N % 32
     B = seg_s.shape[1]
-    L = at.shape[2]
     M = g_w_spk.shape[2]
     width = SPIKE_GRAD_VECTORS * 32 // g_w_spk.itemsize
     n_ch = M // width
     for j in range(N):
-        cnt[grp, j] = 0
-    for b in range(b0, b1):
-        for t in range(t_lo, t_hi):
-            if not (t + d <= K or 1 <= t + r_delay <= K):
-                continue  # the spikes of state t drive no update
-            q = t - t0
-            row = q * B + b
-            for j0 in range(0, n32, 32):
-                mask = nonzero_mask32(seg_s, row * N + j0)
-                while mask != 0:
-                    j = j0 + trailing_zeros(mask)
-                    at[grp, j, cnt[grp, j]] = row
-                    cnt[grp, j] += 1
-                    mask &= mask - 1
-            for j in range(n32, N):
-                if seg_s[q, b, j] != 0:
-                    at[grp, j, cnt[grp, j]] = row
-                    cnt[grp, j] += 1
+        bits[grp, j] = 0
+    for t in range(t_lo, t_hi):
+        if not (t + d <= K or 1 <= t + r_delay <= K):
+            continue  # the spikes of state t drive no update
+        q = t - t0
+        for b in range(b0, b1):
+            k = (t - t_lo) * GROUP + b - b0
+            for j in range(N):
+                bits[grp, j] |= np.int64(seg_s[q, b, j] != 0) << k
+    row0 = (t_lo - t0) * B + b0
     for ch in range(n_ch):
         for j in range(N):
-            e0 = (grp * N + j) * L
-            fma_rows(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width, at, e0,
-                     e0 + cnt[grp, j], seg_s, j, N, SPIKE_GRAD_VECTORS)
+            fma_bits(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width, bits[grp, j],
+                     row0, GROUP_SHIFT, B, seg_s, j, N, SPIKE_GRAD_VECTORS)
 
 
 @jit_noinline
@@ -838,7 +840,7 @@ def _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid):
 def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next,
-                    g_s, g_vo, at, cnt):
+                    g_s, g_vo, bits):
     """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
 
     Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
@@ -850,8 +852,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
     (seg, B, chunks x chunk columns of (B13); zero past N + C: the adjoint the spikes of
     each state of the segment see),
     ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t] through Eq. (4)-(5), of
-    v[t + 1], and of s[t]), ``g_vo`` (B, C); ``at`` (tasks, N, GROUP SPIKE_GRAD_STATES)
-    and ``cnt`` (tasks, N) for (B13).
+    v[t + 1], and of s[t]), ``g_vo`` (B, C); ``bits`` (tasks, N) int64 for (B13).
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -924,7 +925,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
         if q % SPIKE_GRAD_STATES == 0:  # (B13) for the states t .. of the segment, done
             t_hi = min(t + SPIKE_GRAD_STATES, (c + 1) * seg, K + 1)
             _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,
-                               at, cnt, g_w_spk)
+                               bits, g_w_spk)
         for b in range(b0, b1):  # (B7) at state t: every use of s[t] has sent its adjoint
             _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
         if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
@@ -936,7 +937,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
 def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
-                    g_vo, at, cnt, sum_w_in, sum_w_rec, sum_w_out):
+                    g_vo, bits, sum_w_in, sum_w_rec, sum_w_out):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
@@ -950,7 +951,7 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
-                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, at, cnt)
+                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, bits)
     N = sum_w_rec.shape[0]
     bad_in = 0  # non-finite sums (``v - v != 0`` holds for inf and NaN only)
     for m in prange(sum_w_in.shape[0]):

@@ -436,8 +436,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         np.empty((B, seg, N), dt), np.empty((seg, B, N), dt), np.empty((B, N), dt),
         np.zeros((seg, B, n_ch * width), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, N), dt),
-        np.empty((B, C), dt), np.empty((n_tasks, N, kn.GROUP * kn.SPIKE_GRAD_STATES), np.int32),
-        np.empty((n_tasks, N), np.int64),
+        np.empty((B, C), dt), np.empty((n_tasks, N), np.int64),
         g_w_in, g_w_rec, g_w_out,
     )
     # per-neuron gradients: summed over the batch in a fixed order

@@ -173,6 +173,38 @@ def test_fma_rows_adds_listed_rows_as_a_chain_of_fma(dtype, cs, s0):
     assert _same_bits(twin, want)
 
 
+@njit
+def _jit_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs):
+    vec.fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask", [0, 0b1011_0010, (1 << 63) | (1 << 40) | 1])
+def test_fma_bits_adds_the_rows_its_bits_mark_lowest_first(dtype, mask):
+    rng = np.random.default_rng(3)
+    lanes = 32 // np.dtype(dtype).itemsize
+    shift, stride, row0 = 3, 9, 2  # bit k: row 2 + (k >> 3) * 9 + (k & 7)
+    R, W = row0 + 7 * stride + 8, 3 * lanes
+    src = rng.standard_normal((R, W)).astype(dtype)
+    coef = rng.standard_normal(1 + 2 * R).astype(dtype)
+    dst0 = rng.standard_normal(4 * lanes).astype(dtype)
+    dst = dst0.copy()
+    _jit_bits(dst, 1, src, lanes, np.int64(np.uint64(mask)), row0, shift, stride, coef, 1, 2)
+    rows = [row0 + (k >> shift) * stride + (k & 7) for k in range(64) if mask >> k & 1]
+    want = dst0.copy()
+    for col in range(2 * lanes):  # two vectors from flat index 1, columns lanes ..
+        acc = want[1 + col]
+        for r in rows:  # ascending bits; row r scaled by coef[1 + 2 r]
+            acc = vec._py_fma(coef[1 + 2 * r], src[r, lanes + col], acc)
+        want[1 + col] = acc
+    assert _same_bits(dst, want)
+    assert _same_bits(dst, dst0) == (mask == 0)
+    twin = dst0.copy()
+    vec._py_fma_bits(twin, 1, src, lanes, np.int64(np.uint64(mask)), row0, shift, stride,
+                     coef, 1, 2, 2)
+    assert _same_bits(twin, want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [1, 9, 148, 200])
 def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
