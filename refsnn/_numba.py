@@ -18,9 +18,29 @@ from __future__ import annotations
 import functools
 
 import numba
+import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 _SETTINGS = dict(cache=True, fastmath=False, nogil=True, error_model="numpy")
 jit = functools.partial(numba.njit, inline="always", **_SETTINGS)
 jit_noinline = functools.partial(numba.njit, **_SETTINGS)
 pjit = functools.partial(numba.njit, parallel=True, **_SETTINGS)
 prange = numba.prange
+
+
+def like(x, value):
+    """Return ``value`` in the float type of ``x``: the kernels' constants and scales.
+
+    In Numba a float literal is float64 and promotes float32 arithmetic to float64;
+    ``like(x, 1.0)`` is a float32 constant when ``x`` is float32. Plain Python (and
+    ``NUMBA_DISABLE_JIT=1``) returns ``value`` itself.
+    """
+    return value
+
+
+@overload(like, inline="always")
+def _like(x, value):
+    if x == types.float32:
+        return lambda x, value: np.float32(value)
+    return lambda x, value: np.float64(value)

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ._numba import jit
+from ._numba import jit, like
 
 __all__ = ["surrogate", "smooth_spike", "SURROGATE_CODES"]
 
@@ -66,26 +66,32 @@ def smooth_spike(x, scale: float) -> np.ndarray:
 
 @jit
 def surrogate_scalar(code, x, s):
-    """Numba scalar twin of ``surrogate``; ``code`` from ``SURROGATE_CODES``."""
+    """Numba scalar twin of ``surrogate``; ``code`` from ``SURROGATE_CODES``.
+
+    Computed in the float type of ``x`` (constants and scale cast by ``like``).
+    """
+    one, two = like(x, 1.0), like(x, 2.0)
+    s = like(x, s)
     if code == 0:
-        d = s * abs(x) + 1.0
-        return 1.0 / (d * d)
+        d = s * abs(x) + one
+        return one / (d * d)
     if code == 1:
-        z = math.pi * s * x / 2.0
-        return (s / 2.0) / (1.0 + z * z)
+        z = like(x, math.pi) * s * x / two
+        return (s / two) / (one + z * z)
     if code == 2:
         e = math.exp(-abs(s * x))
-        return s * e / ((1.0 + e) * (1.0 + e))
+        return s * e / ((one + e) * (one + e))
     if code == 3:
-        return s * max(0.0, 1.0 - s * abs(x))
-    return (s / 2.0) * math.exp(-s * abs(x))
+        return s * max(like(x, 0.0), one - s * abs(x))
+    return (s / two) * math.exp(-s * abs(x))
 
 
 @jit
 def smooth_spike_scalar(x, s):
-    """Numba scalar twin of ``smooth_spike``."""
-    z = s * x
+    """Numba scalar twin of ``smooth_spike``, in the float type of ``x``."""
+    one = like(x, 1.0)
+    z = like(x, s) * x
     e = math.exp(-abs(z))
     if z >= 0:
-        return 1.0 / (1.0 + e)
-    return e / (1.0 + e)
+        return one / (one + e)
+    return e / (one + e)
