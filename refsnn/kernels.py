@@ -571,7 +571,7 @@ def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo,
 
     The readout's adjoints depend on the logits only, never on the hidden layer's, so
     they run before the hidden layer's sweep, one sample at a time. Writes the adjoint
-    of every readout current, ``g_io[b, t] = dL/di_out[t]`` (its rows 1 .. K are
+    of every readout current, ``g_io[t, b] = dL/di_out[t]`` (its rows 1 .. K are
     read), adds to ``g_out[b]``; ``g_vo[b]`` (C,) is scratch for the adjoint of the
     readout membrane.
     """
@@ -584,10 +584,10 @@ def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo,
     if red == RED_COUNT:
         for t in range(K + 1):  # (B6')
             for c in range(C):
-                g_io[b, t, c] = g_logits[b, c]
+                g_io[t, b, c] = g_logits[b, c]
         return
     for c in range(C):  # (B3): the adjoint of v_out[K], from the reduction only
-        g_io[b, K, c] = 0
+        g_io[K, b, c] = 0
         g_vo[b, c] = 0
         if red == RED_MAX and k_max[b, c] == K:
             g_vo[b, c] = g_logits[b, c]
@@ -596,20 +596,20 @@ def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo,
         elif red == RED_LAST:
             g_vo[b, c] = g_logits[b, c]
     for t in range(K - 1, -1, -1):
-        # g_vo[b] is the adjoint of v_out[t + 1], complete; g_io[b, t + 1] lacks only
+        # g_vo[b] is the adjoint of v_out[t + 1], complete; g_io[t + 1, b] lacks only
         # the term of Eq. (8) when that current drove v_out[t + 1]
         td = t + 1 if new else t  # the current that drove v_out[t + 1]
         for c in range(C):
-            g_io[b, t, c] = 0
+            g_io[t, b, c] = 0
         for c in range(C):
             gv = g_vo[b, c]
             # (B4): Eq. (8) backwards
             g_out[b, 1, c] += gv * (v_out[b, t, c] + out[O_DG, c] * i_out[b, td, c])
-            g_io[b, td, c] += out[O_G, c] * gv
+            g_io[td, b, c] += out[O_G, c] * gv
             # (B5): Eq. (7) backwards, leak
-            gi = g_io[b, t + 1, c]
+            gi = g_io[t + 1, b, c]
             g_out[b, 0, c] += gi * i_out[b, t, c]
-            g_io[b, t, c] += out[O_DECAY_SYN, c] * gi
+            g_io[t, b, c] += out[O_DECAY_SYN, c] * gi
             # (B3) at state t: chain through the leak ...
             g_vo[b, c] = out[O_DECAY_MEM, c] * gv
         if t >= k0:  # ... plus the reduction
@@ -847,7 +847,8 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
     gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, chunks x chunk columns,
     the first N + C used; see ``_spike_weight_grad``). Scratch:
     ``ring_i`` (B, win + d + 1, N) (g_i of a window of ``win`` states and the d above),
-    ``g_io`` (B, K + 1, C) (g_i_out, from ``_readout_backward``), ``seg_v`` (B, seg, N),
+    ``g_io`` (K + 1, B, C) (g_i_out, from ``_readout_backward``; state-major, so that the
+    sweep reads the task's rows of a state as one descending stream), ``seg_v`` (B, seg, N),
     ``seg_s`` (seg, B, N), ``v_row`` (B, N) (for ``_recompute_segment``), ``g_spk``
     (seg, B, chunks x chunk columns of (B13); zero past N + C: the adjoint the spikes of
     each state of the segment see),
@@ -909,7 +910,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
                     g_q[b, n] = 0
             if ro_ok:
                 for cc in range(C):
-                    g_q[b, N + cc] = g_io[b, t_out, cc]
+                    g_q[b, N + cc] = g_io[t_out, b, cc]
             else:
                 for cc in range(C):
                     g_q[b, N + cc] = 0

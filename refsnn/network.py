@@ -432,7 +432,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks,
-        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((B, K + 1, C), dt),
+        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((K + 1, B, C), dt),
         np.empty((B, seg, N), dt), np.empty((seg, B, N), dt), np.empty((B, N), dt),
         np.zeros((seg, B, n_ch * width), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, N), dt),
