@@ -16,10 +16,11 @@ case's own shapes and counts (taken from its forward pass):
   bare cost of a row gather rather than a strict bound of refsnn's delivery.)
 - ``gather w_in``: the same for an input event and its row of ``w_in``.
 - ``gather g_spk``: in B13 a spike adds the adjoint row its state sees (N + C floats,
-  one of the ``GROUP x SPIKE_GRAD_STATES`` rows of a task's window of states) to its
+  one of the ``GROUP x grad_states`` rows of a task's window of states, ``grad_states``
+  from ``kernels.spike_grad_states``: 4 for the target case) to its
   neuron's sum, as ``gather w_spk``; counted once per spike that drives an update.
 - ``update dw_spk``: a row of the weight gradient ``dL/d[w_rec | w_out]`` read, added
-  to and written back (B13); once per task, window of ``SPIKE_GRAD_STATES`` states and
+  to and written back (B13); once per task, window of ``grad_states`` states and
   neuron that spikes in it (refsnn sums the window's spikes of a neuron in registers).
 - ``update dw_in``: the same for ``dL/dw_in`` (B12): once per input event (refsnn
   adds each event to its row in the events' order, ascending within a step).
@@ -105,6 +106,14 @@ def _best(f, *args, repeats: int) -> float:
     return best
 
 
+def spike_grad_states(case: bench.Case) -> int:
+    """The states per pass of refsnn's B13 for ``case`` (``kernels.spike_grad_states``)."""
+    itemsize = np.dtype(case.dtype).itemsize
+    width = kernels.SPIKE_GRAD_VECTORS * 32 // itemsize
+    row = -(-(case.hidden + case.classes) // width) * width
+    return int(kernels.spike_grad_states(row * itemsize))
+
+
 def spike_row_updates(spikes: np.ndarray, seg: int, states: int = kernels.SPIKE_GRAD_STATES,
                       group: int = kernels.GROUP) -> int:
     """Row updates of refsnn's B13 for ``spikes`` (B, states, N), nonzero where a neuron spikes.
@@ -137,15 +146,15 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     active = x[:, :K] != 0  # the input steps that drive an update
     n_tasks = -(-B // kernels.GROUP)
     seg = _segment(K)
-    n_windows = (K + 1) // seg * -(-seg // kernels.SPIKE_GRAD_STATES) + -(
-        -((K + 1) % seg) // kernels.SPIKE_GRAD_STATES)
+    states = spike_grad_states(case)
+    n_windows = (K + 1) // seg * -(-seg // states) + -(-((K + 1) % seg) // states)
     n_spikes, n_events = int(s.sum()), int(active.sum())
-    spike_updates = spike_row_updates(s, seg)
+    spike_updates = spike_row_updates(s, seg, states)
     return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
                 input_updates=n_events, spikes_per_state=n_spikes / (B * int(drive.sum())),
                 events_per_state=n_events / (B * K),
                 spike_updates_per_window=spike_updates / (n_tasks * n_windows),
-                spikes_per_update=n_spikes / max(spike_updates, 1), K=K,
+                spikes_per_update=n_spikes / max(spike_updates, 1), grad_states=states, K=K,
                 params=p, x=x, spikes_of_state=tr.spikes.sum(axis=(0, 2)))
 
 
@@ -181,9 +190,10 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
         rows = rows_of(w.shape[0], sample, per)
         acc = np.zeros(w.shape[1], dt)
         price(name, n, _best(gather_rows, w, rows, per, acc, repeats=repeats) / sample)
-    # B13: a spike adds its adjoint row, one of the window's GROUP x SPIKE_GRAD_STATES
-    rows = rng.integers(0, kernels.GROUP * kernels.SPIKE_GRAD_STATES, sample).astype(np.int64)
-    g_win = rng.standard_normal((kernels.GROUP * kernels.SPIKE_GRAD_STATES, N + C)).astype(dt)
+    # B13: a spike adds its adjoint row, one of the window's GROUP x grad_states
+    n_rows = kernels.GROUP * c["grad_states"]
+    rows = rng.integers(0, n_rows, sample).astype(np.int64)
+    g_win = rng.standard_normal((n_rows, N + C)).astype(dt)
     per = max(1, round(c["spikes_per_update"]))
     price("gather g_spk", c["spikes"], _best(gather_rows, g_win, rows, per,
                                              np.zeros(N + C, dt), repeats=repeats) / sample)

@@ -43,9 +43,10 @@ targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11
 ``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
 load of the weights, and each tile of sums stays in registers, one fused multiply-add
 per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j. For (B13)
-``g_spk`` is kept for the states of the segment, and every ``SPIKE_GRAD_STATES``
-states each neuron's spikes in them are listed and added to its gradient row a chunk
-of columns at a time, with the chunk's sums in registers (``_spike_weight_grad``).
+``g_spk`` is kept for the states of the segment, and every few states (up to
+``SPIKE_GRAD_STATES``, ``spike_grad_states``) each neuron's spikes in them (the bits of
+an integer) are added to its gradient row a chunk of columns at a time, with the
+chunk's sums in registers (``_spike_weight_grad``).
 (B12) adds ``x g_i[t + 1]`` to the rows of the active inputs, event by event. The
 weight gradients are summed per task, each entry in a fixed order, and the task sums
 are added in task order, so results are bitwise identical for any thread count. The
@@ -126,9 +127,12 @@ CHUNK_VECTORS = 5
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
 #: (``_spike_weight_grad``): 80 columns in float32, 40 in float64
 SPIKE_GRAD_VECTORS = 10
-#: states per pass of (B13) (``_spike_weight_grad``): their GROUP x SPIKE_GRAD_STATES
-#: spikes of a neuron are the bits of one integer
+#: the most states per pass of (B13) (``_spike_weight_grad``): their GROUP x
+#: SPIKE_GRAD_STATES spikes of a neuron are the bits of one integer
 SPIKE_GRAD_STATES = 4
+#: bytes of adjoint rows a pass of (B13) may read (again for every neuron): most of the
+#: first-level cache (``spike_grad_states``)
+SPIKE_GRAD_BYTES = 24 * 1024
 assert GROUP == 2**GROUP_SHIFT and GROUP * SPIKE_GRAD_STATES <= 64
 #: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
 PANEL_BYTES = 64
@@ -520,6 +524,18 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
 
 
 # ============================================================================ backward
+@jit
+def spike_grad_states(row_bytes):
+    """Return the states per pass of (B13) for adjoint rows of ``row_bytes`` bytes.
+
+    ``SPIKE_GRAD_STATES``, or fewer while the pass's ``GROUP`` rows per state would
+    overflow ``SPIKE_GRAD_BYTES``; at least 1 (4 for 128 neurons in float32, 1 for 512
+    in either dtype: with 4, the rows came from the second-level cache and 512 neurons
+    in float64 ran 10 % slower than the pairs of samples before the windows).
+    """
+    return max(1, min(SPIKE_GRAD_STATES, SPIKE_GRAD_BYTES // (GROUP * row_bytes)))
+
+
 @jit_noinline
 def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s, v_row):
     """Recompute v and s (Eq. (1), (3)-(6)) of the states of segment c of sample b.
@@ -788,9 +804,10 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
     row of ``g_w_spk[grp]`` (N, chunks x chunk columns) with the chunk's sums in
     registers (``fma_bits``), one fused multiply-add per spike, its coefficient the
     spike ``s[b, t, j]``. A row of the gradient is so loaded and stored once per
-    ``SPIKE_GRAD_STATES`` states and chunk, not once per spike or pair of spikes; the
-    rows of ``g_seg`` those states hold (20 KiB for 128 neurons) stay in the first-level
-    cache for all the neurons.
+    pass (``spike_grad_states``), not once per spike or pair of spikes; the rows of
+    ``g_seg`` those states hold (20 KiB for 128 neurons) stay in the first-level cache
+    for all the neurons. (Chunk by chunk over all the neurons instead, a gradient row
+    is fetched in pieces a row apart: 10 % slower for 512 neurons in float64.)
     """
     N = seg_s.shape[2]
     B = seg_s.shape[1]
@@ -808,8 +825,8 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
             for j in range(N):
                 bits[grp, j] |= np.int64(seg_s[q, b, j] != 0) << k
     row0 = (t_lo - t0) * B + b0
-    for ch in range(n_ch):
-        for j in range(N):
+    for j in range(N):  # a gradient row at a time, so that its chunks are one stream
+        for ch in range(n_ch):
             fma_bits(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width, bits[grp, j],
                      row0, GROUP_SHIFT, B, seg_s, j, N, SPIKE_GRAD_VECTORS)
 
@@ -862,6 +879,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
     r_delay = flags[F_OUT_DELAY]
     R = ring_i.shape[1]
     win = R - d - 1  # updates per window of (B12)
+    n_grad = spike_grad_states(g_spk.shape[2] * g_spk.itemsize)  # states per pass of (B13)
     for m in range(g_w_in.shape[1]):
         for n in range(N):
             g_w_in[grp, m, n] = 0
@@ -923,8 +941,8 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
             while b < b1:
                 _matvec_one(w_spk_t, g_q, b, g_s)
                 b += 1
-        if q % SPIKE_GRAD_STATES == 0:  # (B13) for the states t .. of the segment, done
-            t_hi = min(t + SPIKE_GRAD_STATES, (c + 1) * seg, K + 1)
+        if q % n_grad == 0:  # (B13) for the states t .. of the segment, done
+            t_hi = min(t + n_grad, (c + 1) * seg, K + 1)
             _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,
                                bits, g_w_spk)
         for b in range(b0, b1):  # (B7) at state t: every use of s[t] has sent its adjoint
