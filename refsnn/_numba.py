@@ -11,6 +11,12 @@ per row or per sample, use ``jit_noinline`` (inlining them costs compile time an
 nothing; a function called from the body of a ``prange`` loop cannot be inlined at
 all). Setting ``NUMBA_DISABLE_JIT=1`` runs every kernel as plain Python, for coverage
 and debuggers.
+
+``cache=True`` keys each compiled kernel on its own source file only: after editing a
+function it calls from another module (``_intrinsics.py``, ``surrogates.py``, this
+file), delete ``refsnn/__pycache__/*.nbi`` and ``*.nbc`` (or point
+``NUMBA_CACHE_DIR`` at a new folder), or the kernels compiled before the edit keep
+running.
 """
 
 from __future__ import annotations
