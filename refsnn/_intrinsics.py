@@ -28,8 +28,7 @@ fixed order, so the tile gives the same bits as ``fma`` entry by entry, on any m
 scaled by its entry of ``coef``: for k = e0 .. e1-1 in turn, with ``r = at.flat[k]``,
 ``dst.flat[d0 + l] = fma(coef.flat[c0 + r cs], src.flat[r W + s0 + l],
 dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in
-registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``, and
-the spike term of the weight gradient, ``refsnn.kernels._spike_weight_grad``).
+registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``).
 ``nvec`` is a literal from 1 to 10.
 
 ``fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec)`` is
