@@ -86,3 +86,21 @@ def test_wide_input_with_binary_and_graded_steps(n_in):
     from validation.strategies import Case
 
     assert_matches_oracle(Case(p, x, np.array([0, 2, 1]), refsnn.Conventions(), 5))
+
+
+@pytest.mark.parametrize(("n_hidden", "states"), [(128, 2), (300, 1)])
+def test_spike_weight_grad_in_shorter_passes(n_hidden, states):
+    """(B13) takes fewer states per pass when the adjoint rows are long (float64 here);
+    the small networks of the other tests all take the longest passes."""
+    from refsnn import kernels
+    from validation.strategies import Case
+
+    width = kernels.SPIKE_GRAD_VECTORS * 32 // 8
+    row = -(-(n_hidden + 3) // width) * width
+    assert kernels.spike_grad_states(row * 8) == states < kernels.SPIKE_GRAD_STATES
+    rng = np.random.default_rng(n_hidden)
+    p = refsnn.random_params(20, n_hidden, 3, rng)
+    x = (rng.random((9, 15, 20)) < 0.2).astype(np.float64)  # 9 samples: a partial task
+    case = Case(p, x, rng.integers(0, 3, 9), refsnn.Conventions.preset("paper"), n_hidden)
+    assert refsnn.forward(p, x, case.conventions).spikes.mean() > 0.05  # the layer fires
+    assert_matches_oracle(case)
