@@ -109,8 +109,7 @@ def _best(f, *args, repeats: int) -> float:
 def spike_grad_states(case: bench.Case) -> int:
     """The states per pass of refsnn's B13 for ``case`` (``kernels.spike_grad_states``)."""
     itemsize = np.dtype(case.dtype).itemsize
-    width = kernels.SPIKE_GRAD_VECTORS * 32 // itemsize
-    row = -(-(case.hidden + case.classes) // width) * width
+    _, row = kernels.spike_grad_columns(case.hidden + case.classes, itemsize)
     return int(kernels.spike_grad_states(row * itemsize))
 
 

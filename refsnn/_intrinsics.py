@@ -259,6 +259,12 @@ class _Vectors:
         self.builder.store(self.builder.call(self.fma_fn, [a, b, self.builder.load(slot)]),
                            slot)
 
+    def fma_row(self, slots, scale, data, start):
+        """``slot h = fma(scale, data[start + h lanes ...], slot h)`` for each slot."""
+        sv = self.splat(scale)
+        for h, slot in enumerate(slots):
+            self.fma(slot, sv, self.load(data, self.builder.add(start, self.const(h * self.lanes))))
+
     def store(self, data, indices, slots):
         """Store the slots back to ``data`` at the flat ``indices``."""
         for idx, slot in zip(indices, slots, strict=True):
@@ -329,15 +335,25 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
     return types.none(w_p, x, y, b, p), codegen
 
 
+def _rows_typed(dst, src, coef, nvec, integers):
+    """Whether ``fma_rows`` / ``fma_bits`` accept these argument types."""
+    return (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
+            and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
+            and all(_is_float_c_array(a) and a.dtype == dst.dtype for a in (src, coef))
+            and all(isinstance(v, types.Integer) for v in integers))
+
+
+def _row_start(builder, src_a, src_ty, r, s0):
+    """Flat index of column ``s0`` of row ``r`` of ``src`` (rows of its last axis)."""
+    W = cgutils.unpack_tuple(builder, src_a.shape, src_ty.ndim)[-1]
+    return builder.add(builder.mul(r, W), s0)
+
+
 @intrinsic
 def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
-    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
-            and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
-            and _is_float_c_array(src) and src.dtype == dst.dtype
-            and _is_float_c_array(coef) and coef.dtype == dst.dtype
+    if not (_rows_typed(dst, src, coef, nvec, (d0, s0, e0, e1, c0, cs))
             and isinstance(at, types.Array) and at.layout == "C"
-            and isinstance(at.dtype, types.Integer)
-            and all(isinstance(v, types.Integer) for v in (d0, s0, e0, e1, c0, cs))):
+            and isinstance(at.dtype, types.Integer)):
         return None
     n_vec = nvec.literal_value
 
@@ -347,18 +363,14 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
         d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
                                         for i in (1, 3, 5, 6, 8, 9))
         vec = _Vectors(context, builder, sig.args[0].dtype)
-        W = cgutils.unpack_tuple(builder, src_a.shape, sig.args[2].ndim)[-1]
         at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
         acc = vec.sums(dst_a.data, at_dst)
         with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
             k = builder.add(e0_, loop.index)
             r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
                              sig.args[4].dtype, types.intp)
-            cv = vec.splat(builder.load(builder.gep(coef_a.data,
-                                                    [builder.add(c0_, builder.mul(r, cs_))])))
-            row = builder.add(builder.mul(r, W), s0_)
-            for h, slot in enumerate(acc):
-                vec.fma(slot, cv, vec.load(src_a.data, builder.add(row, vec.const(h * vec.lanes))))
+            coef_r = builder.load(builder.gep(coef_a.data, [builder.add(c0_, builder.mul(r, cs_))]))
+            vec.fma_row(acc, coef_r, src_a.data, _row_start(builder, src_a, sig.args[2], r, s0_))
         vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 
@@ -367,12 +379,7 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
 
 @intrinsic
 def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec):
-    if not (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
-            and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
-            and _is_float_c_array(src) and src.dtype == dst.dtype
-            and _is_float_c_array(coef) and coef.dtype == dst.dtype
-            and all(isinstance(v, types.Integer)
-                    for v in (d0, s0, mask, row0, shift, stride, c0, cs))):
+    if not _rows_typed(dst, src, coef, nvec, (d0, s0, mask, row0, shift, stride, c0, cs)):
         return None
     n_vec = nvec.literal_value
 
@@ -384,7 +391,6 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
             for i in (1, 3, 4, 5, 6, 7, 9, 10))
         vec = _Vectors(context, builder, sig.args[0].dtype)
         i64 = ir.IntType(64)
-        W = cgutils.unpack_tuple(builder, src_a.shape, sig.args[2].ndim)[-1]
         low = builder.sub(builder.shl(vec.const(1), sh_), vec.const(1))
         at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
         acc = vec.sums(dst_a.data, at_dst)
@@ -398,11 +404,8 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
             builder.store(builder.and_(m, builder.sub(m, vec.const(1))), bits)
             r = builder.add(builder.add(row0_, builder.mul(builder.ashr(k, sh_), st_)),
                             builder.and_(k, low))
-            cv = vec.splat(builder.load(builder.gep(coef_a.data,
-                                                    [builder.add(c0_, builder.mul(r, cs_))])))
-            row = builder.add(builder.mul(r, W), s0_)
-            for h, slot in enumerate(acc):
-                vec.fma(slot, cv, vec.load(src_a.data, builder.add(row, vec.const(h * vec.lanes))))
+            coef_r = builder.load(builder.gep(coef_a.data, [builder.add(c0_, builder.mul(r, cs_))]))
+            vec.fma_row(acc, coef_r, src_a.data, _row_start(builder, src_a, sig.args[2], r, s0_))
         vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 

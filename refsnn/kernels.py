@@ -525,6 +525,18 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
 
 # ============================================================================ backward
 @jit
+def spike_grad_columns(n_cols, itemsize):
+    """Return (B13)'s chunk width and the row length ``n_cols`` padded to whole chunks.
+
+    A chunk is ``SPIKE_GRAD_VECTORS`` 32-byte vectors of columns (80 in float32, 40 in
+    float64); the adjoint rows ``g_spk`` and the task gradients ``g_w_spk`` have the
+    padded length, zero (``g_spk``) or unused past ``n_cols``.
+    """
+    width = SPIKE_GRAD_VECTORS * 32 // itemsize
+    return width, -(-n_cols // width) * width
+
+
+@jit
 def spike_grad_states(row_bytes):
     """Return the states per pass of (B13) for adjoint rows of ``row_bytes`` bytes.
 
@@ -812,7 +824,7 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
     N = seg_s.shape[2]
     B = seg_s.shape[1]
     M = g_w_spk.shape[2]
-    width = SPIKE_GRAD_VECTORS * 32 // g_w_spk.itemsize
+    width = spike_grad_columns(M, g_w_spk.itemsize)[0]
     n_ch = M // width
     for j in range(N):
         bits[grp, j] = 0

@@ -418,9 +418,8 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_hid = np.zeros((B, 5, N), dt)
     g_out = np.zeros((B, 2, C), dt)
     g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
-    width = kn.SPIKE_GRAD_VECTORS * 32 // dt.itemsize  # (B13)'s chunks of columns
-    n_ch = -(-(N + C) // width)
-    g_w_spk_tasks = np.empty((n_tasks, N, n_ch * width), dt)
+    _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
+    g_w_spk_tasks = np.empty((n_tasks, N, grad_cols), dt)
     # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
     g_w_in, g_w_rec = np.empty((p.n_in, N), dt), np.empty((N, N), dt)
     g_w_out = np.empty((N, C), dt)
@@ -434,7 +433,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         g_w_spk_tasks,
         np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((K + 1, B, C), dt),
         np.empty((B, seg, N), dt), np.empty((seg, B, N), dt), np.empty((B, N), dt),
-        np.zeros((seg, B, n_ch * width), dt), np.empty((B, N), dt), np.empty((B, N), dt),
+        np.zeros((seg, B, grad_cols), dt), np.empty((B, N), dt), np.empty((B, N), dt),
         np.empty((B, N), dt),
         np.empty((B, C), dt), np.empty((n_tasks, N), np.int64),
         g_w_in, g_w_rec, g_w_out,

@@ -95,8 +95,8 @@ def test_spike_weight_grad_in_shorter_passes(n_hidden, states):
     from refsnn import kernels
     from validation.strategies import Case
 
-    width = kernels.SPIKE_GRAD_VECTORS * 32 // 8
-    row = -(-(n_hidden + 3) // width) * width
+    width, row = kernels.spike_grad_columns(n_hidden + 3, 8)
+    assert width == 40 and row % width == 0 and n_hidden + 3 <= row < n_hidden + 3 + width
     assert kernels.spike_grad_states(row * 8) == states < kernels.SPIKE_GRAD_STATES
     rng = np.random.default_rng(n_hidden)
     p = refsnn.random_params(20, n_hidden, 3, rng)
