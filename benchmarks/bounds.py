@@ -113,6 +113,14 @@ def spike_grad_states(case: bench.Case) -> int:
     return int(kernels.spike_grad_states(row * itemsize))
 
 
+def grad_passes(n_states: int, seg: int, states: int) -> np.ndarray:
+    """The pass of refsnn's B13 that takes each of ``n_states`` states: passes of
+    ``states`` states within each segment of ``seg`` (the first pass of a segment starts
+    with it), numbered in order."""
+    k = np.arange(n_states)
+    return (k // seg) * -(-seg // states) + (k % seg) // states
+
+
 def spike_row_updates(spikes: np.ndarray, seg: int, states: int = kernels.SPIKE_GRAD_STATES,
                       group: int = kernels.GROUP) -> int:
     """Row updates of refsnn's B13 for ``spikes`` (B, states, N), nonzero where a neuron spikes.
@@ -125,9 +133,7 @@ def spike_row_updates(spikes: np.ndarray, seg: int, states: int = kernels.SPIKE_
     s = np.asarray(spikes) != 0
     B, n_states, N = s.shape
     s = np.concatenate([s, np.zeros((-B % group, n_states, N), bool)])
-    k = np.arange(n_states)
-    per_seg = -(-seg // states)
-    window = (k // seg) * per_seg + (k % seg) // states
+    window = grad_passes(n_states, seg, states)
     hit = np.zeros((s.shape[0] // group, window[-1] + 1, N), bool)
     for state in range(n_states):
         hit[:, window[state]] |= s[:, state].reshape(-1, group, N).any(axis=1)
@@ -146,7 +152,7 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     n_tasks = -(-B // kernels.GROUP)
     seg = _segment(K)
     states = spike_grad_states(case)
-    n_windows = (K + 1) // seg * -(-seg // states) + -(-((K + 1) % seg) // states)
+    n_windows = int(grad_passes(K + 1, seg, states)[-1]) + 1
     n_spikes, n_events = int(s.sum()), int(active.sum())
     spike_updates = spike_row_updates(s, seg, states)
     return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
