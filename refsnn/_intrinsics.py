@@ -29,7 +29,9 @@ scaled by its entry of ``coef``: for k = e0 .. e1-1 in turn, with ``r = at.flat[
 ``dst.flat[d0 + l] = fma(coef.flat[c0 + r cs], src.flat[r W + s0 + l],
 dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in
 registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``).
-``nvec`` is a literal from 1 to 10.
+``nvec`` is a literal from 1 to 10. With ``coef`` None every coefficient is 1 and none is
+read: the rows are added, ``dst.flat[d0 + l] = src.flat[r W + s0 + l] + dst.flat[d0 + l]``,
+the same bits as ``fma(1, w, acc)`` (the binary spikes of a hard threshold).
 
 ``fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec)`` is
 ``fma_rows`` with the rows given by the set bits of the integer ``mask``, lowest first:
@@ -197,12 +199,15 @@ def _py_fma_tile4(w_p, x, y, b, p):
 
 
 def _py_fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
-    flat, at, coef = dst.reshape(-1), at.reshape(-1), coef.reshape(-1)
+    flat, at = dst.reshape(-1), at.reshape(-1)
     rows = src.reshape(-1, src.shape[-1])
     for col in range(nvec * 32 // dst.itemsize):
         acc = flat[d0 + col]
         for k in range(e0, e1):
-            acc = _py_fma(coef[c0 + at[k] * cs], rows[at[k], s0 + col], acc)
+            if coef is None:  # a unit coefficient: fma(1, w, acc) is the rounded sum
+                acc = rows[at[k], s0 + col] + acc
+            else:
+                acc = _py_fma(coef.reshape(-1)[c0 + at[k] * cs], rows[at[k], s0 + col], acc)
         flat[d0 + col] = acc
 
 
@@ -264,6 +269,15 @@ class _Vectors:
         sv = self.splat(scale)
         for h, slot in enumerate(slots):
             self.fma(slot, sv, self.load(data, self.builder.add(start, self.const(h * self.lanes))))
+
+    def add_row(self, slots, scale, data, start):
+        """``fma_row``, or with ``scale`` None, ``slot h += data[start + h lanes ...]``."""
+        if scale is not None:
+            return self.fma_row(slots, scale, data, start)
+        for h, slot in enumerate(slots):
+            v = self.load(data, self.builder.add(start, self.const(h * self.lanes)))
+            self.builder.store(self.builder.fadd(self.builder.load(slot), v), slot)
+        return None
 
     def store(self, data, indices, slots):
         """Store the slots back to ``data`` at the flat ``indices``."""
@@ -339,8 +353,17 @@ def _rows_typed(dst, src, coef, nvec, integers):
     """Whether ``fma_rows`` / ``fma_bits`` accept these argument types."""
     return (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
             and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
-            and all(_is_float_c_array(a) and a.dtype == dst.dtype for a in (src, coef))
+            and all(_is_float_c_array(a) and a.dtype == dst.dtype
+                    for a in ((src, coef) if coef != types.none else (src,)))
             and all(isinstance(v, types.Integer) for v in integers))
+
+
+def _coefficient(context, builder, coef_ty, coef):
+    """Return a function of a flat index giving the coefficient there; None for ``None``."""
+    if coef_ty == types.none:
+        return lambda idx: None
+    data = context.make_array(coef_ty)(context, builder, coef).data
+    return lambda idx: builder.load(builder.gep(data, [idx]))
 
 
 def _row_start(builder, src_a, src_ty, r, s0):
@@ -358,8 +381,9 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
     n_vec = nvec.literal_value
 
     def codegen(context, builder, sig, args):
-        dst_a, src_a, at_a, coef_a = (context.make_array(sig.args[i])(context, builder, args[i])
-                                      for i in (0, 2, 4, 7))
+        dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                              for i in (0, 2, 4))
+        coef_r = _coefficient(context, builder, sig.args[7], args[7])
         d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
                                         for i in (1, 3, 5, 6, 8, 9))
         vec = _Vectors(context, builder, sig.args[0].dtype)
@@ -369,8 +393,8 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
             k = builder.add(e0_, loop.index)
             r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
                              sig.args[4].dtype, types.intp)
-            coef_r = builder.load(builder.gep(coef_a.data, [builder.add(c0_, builder.mul(r, cs_))]))
-            vec.fma_row(acc, coef_r, src_a.data, _row_start(builder, src_a, sig.args[2], r, s0_))
+            vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
+                        _row_start(builder, src_a, sig.args[2], r, s0_))
         vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 
@@ -384,8 +408,9 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
     n_vec = nvec.literal_value
 
     def codegen(context, builder, sig, args):
-        dst_a, src_a, coef_a = (context.make_array(sig.args[i])(context, builder, args[i])
-                                for i in (0, 2, 8))
+        dst_a, src_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                        for i in (0, 2))
+        coef_r = _coefficient(context, builder, sig.args[8], args[8])
         d0_, s0_, m_, row0_, sh_, st_, c0_, cs_ = (
             context.cast(builder, args[i], sig.args[i], types.intp)
             for i in (1, 3, 4, 5, 6, 7, 9, 10))
@@ -404,8 +429,8 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
             builder.store(builder.and_(m, builder.sub(m, vec.const(1))), bits)
             r = builder.add(builder.add(row0_, builder.mul(builder.ashr(k, sh_), st_)),
                             builder.and_(k, low))
-            coef_r = builder.load(builder.gep(coef_a.data, [builder.add(c0_, builder.mul(r, cs_))]))
-            vec.fma_row(acc, coef_r, src_a.data, _row_start(builder, src_a, sig.args[2], r, s0_))
+            vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
+                        _row_start(builder, src_a, sig.args[2], r, s0_))
         vec.store(dst_a.data, at_dst, acc)
         return context.get_dummy_value()
 

@@ -86,6 +86,8 @@ w_spk_p : (N // L, N + C, L)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._intrinsics import (
@@ -140,6 +142,56 @@ PANEL_BYTES = 64
 BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
 
 
+#: the byte boundary on which refsnn's arrays start (``carve``): a cache line
+ALIGN = 64
+
+
+@jit
+def _address(a):
+    return a.ctypes.data  # a seventh of the cost of NumPy's ``a.ctypes.data``
+
+
+def carve(*specs) -> list[np.ndarray]:
+    """Return empty arrays of the ``(shape, dtype)`` specs, each starting on a cache line.
+
+    NumPy aligns to 16 bytes only, so half the 32-byte vectors of a kernel's rows would
+    straddle two cache lines, each such load costing two; with the arrays aligned, a row
+    whose length is a multiple of 32 bytes has none (the delivery of spikes: 20 % faster).
+    The arrays are carved from one allocation, which lives as long as any of them does
+    (an allocation apiece would cost some microseconds each).
+    """
+    specs = [(shape, np.dtype(dtype)) for shape, dtype in specs]
+    starts, total = [], 0
+    for shape, dtype in specs:
+        starts.append(total)
+        total += -(-math.prod(shape) * dtype.itemsize // ALIGN) * ALIGN
+    buf = np.empty(total + ALIGN, np.uint8)
+    first = -_address(buf) % ALIGN
+    return [np.ndarray(shape, dtype, buf, first + start)
+            for start, (shape, dtype) in zip(starts, specs, strict=True)]
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on a cache line (``ALIGN``; see ``carve``)."""
+    return carve((shape if isinstance(shape, tuple) else (shape,), dtype))[0]
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    """``empty`` filled with zeros."""
+    a = empty(shape, dtype)
+    a.fill(0)
+    return a
+
+
+def aligned(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` C-contiguous, starting on a cache line: ``a`` itself if it is, else a copy."""
+    if a.flags.c_contiguous and _address(a) % ALIGN == 0:
+        return a
+    out = empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def panels(w_t: np.ndarray) -> np.ndarray:
     """Return the whole panels of ``w_t`` (M, J): ``w_p[p, m, l] = w_t[m, p L + l]``.
 
@@ -149,8 +201,18 @@ def panels(w_t: np.ndarray) -> np.ndarray:
     """
     M, J = w_t.shape
     L = PANEL_BYTES // w_t.itemsize
-    P = J // L
-    return np.ascontiguousarray(w_t[:, : P * L].reshape(M, P, L).transpose(1, 0, 2))
+    w_p = empty((J // L, M, L), w_t.dtype)
+    _fill_panels(np.ascontiguousarray(w_t), w_p)
+    return w_p
+
+
+@jit_noinline
+def _fill_panels(w_t, w_p):
+    P, M, L = w_p.shape
+    for p in range(P):
+        for m in range(M):
+            for col in range(L):
+                w_p[p, m, col] = w_t[m, p * L + col]
 
 
 def chunks(w_spk: np.ndarray) -> np.ndarray:
@@ -163,10 +225,22 @@ def chunks(w_spk: np.ndarray) -> np.ndarray:
     """
     N, M = w_spk.shape
     W = CHUNK_VECTORS * 32 // w_spk.itemsize
-    n_chunks = -(-M // W)
-    padded = np.zeros((N, n_chunks * W), w_spk.dtype)
-    padded[:, :M] = w_spk
-    return np.ascontiguousarray(padded.reshape(N, n_chunks, W).transpose(1, 0, 2))
+    w_ch = empty((-(-M // W), N, W), w_spk.dtype)
+    _fill_chunks(np.ascontiguousarray(w_spk), w_ch)
+    return w_ch
+
+
+@jit_noinline
+def _fill_chunks(w_spk, w_ch):
+    n_chunks, N, W = w_ch.shape
+    M = w_spk.shape[1]
+    for c in range(n_chunks):
+        width = min(W, M - c * W)
+        for j in range(N):
+            for col in range(width):
+                w_ch[c, j, col] = w_spk[j, c * W + col]
+            for col in range(width, W):
+                w_ch[c, j, col] = 0
 
 
 # ============================================================================ events
@@ -311,11 +385,12 @@ def _spike_list(s, b, k, lst):
 
 # ============================================================================ forward
 @jit_noinline
-def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc):
+def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc, binary):
     """Send the spikes of state k (in ``s[b, sk]``) of samples b0 .. b1-1 to both targets.
 
     ``acc[b] = sum over the spiking j (ascending) of s[b, sk, j] * w_spk[j]``, one
-    fused multiply-add per spike: the first N entries are the spike term of Eq. (2) for
+    fused multiply-add per spike (an addition when the spikes are ``binary``, 0 or 1,
+    which gives the same bits): the first N entries are the spike term of Eq. (2) for
     ``i[k + d]``, the next C the spike term of Eq. (7) for ``i_out[k + r]``; each is
     parked in that (not yet computed) state's slot, which its update then adds to. The
     columns run in the chunks of ``w_ch`` (``chunks``), each chunk for every sample of
@@ -340,8 +415,12 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
     for c in range(n_chunks):
         w_c = w_ch[c]
         for b in range(b0, b1):
-            fma_rows(acc, b * A + c * width, w_c, 0, lst, b * L, b * L + n_spk[b], s_flat,
-                     (b * s.shape[1] + sk) * N, 1, CHUNK_VECTORS)
+            if binary:  # every listed spike is 1: the rows are added, no coefficient read
+                fma_rows(acc, b * A + c * width, w_c, 0, lst, b * L, b * L + n_spk[b], None,
+                         0, 0, CHUNK_VECTORS)
+            else:
+                fma_rows(acc, b * A + c * width, w_c, 0, lst, b * L, b * L + n_spk[b], s_flat,
+                         (b * s.shape[1] + sk) * N, 1, CHUNK_VECTORS)
     for b in range(b0, b1):
         if to_rec:
             for n in range(N):
@@ -421,7 +500,8 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
                 for n in range(N):
                     counts[b, 1, n] += s[b, st, n]
             n_spk[b] = _spike_list(s, b, st, lst)
-        _deliver_spikes(b0, b1, t, st, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc)
+        _deliver_spikes(b0, b1, t, st, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc,
+                        mode != SPIKE_SIGMOID)
         if t == K:
             break
         for b in range(b0, b1):
@@ -803,7 +883,7 @@ def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_
 
 @jit_noinline
 def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg, bits,
-                       g_w_spk):
+                       g_w_spk, binary):
     """(B13) for the states t_lo .. t_hi-1 of samples b0 .. b1-1.
 
     ``dL/dw_spk[j] += s[b, t, j] g_spk[b, t]``, once the states are done. They lie in the
@@ -815,8 +895,9 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
     vectors of columns, each neuron adds the rows its bits mark, lowest first, to its
     row of ``g_w_spk[grp]`` (N, chunks x chunk columns) with the chunk's sums in
     registers (``fma_bits``), one fused multiply-add per spike, its coefficient the
-    spike ``s[b, t, j]``. A row of the gradient is so loaded and stored once per
-    pass (``spike_grad_states``), not once per spike or pair of spikes; the rows of
+    spike ``s[b, t, j]`` (an addition when the spikes are ``binary``, 0 or 1). A row of
+    the gradient is so loaded and stored once per pass (``spike_grad_states``), not once
+    per spike or pair of spikes; the rows of
     ``g_seg`` those states hold (20 KiB for 128 neurons) stay in the first-level cache
     for all the neurons. (Chunk by chunk over all the neurons instead, a gradient row
     is fetched in pieces a row apart: 10 % slower for 512 neurons in float64.)
@@ -839,8 +920,12 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
     row0 = (t_lo - t0) * B + b0
     for j in range(N):  # a gradient row at a time, so that its chunks are one stream
         for ch in range(n_ch):
-            fma_bits(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width, bits[grp, j],
-                     row0, GROUP_SHIFT, B, seg_s, j, N, SPIKE_GRAD_VECTORS)
+            if binary:
+                fma_bits(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width,
+                         bits[grp, j], row0, GROUP_SHIFT, B, None, 0, 0, SPIKE_GRAD_VECTORS)
+            else:
+                fma_bits(g_w_spk, (grp * N + j) * M + ch * width, g_seg, ch * width,
+                         bits[grp, j], row0, GROUP_SHIFT, B, seg_s, j, N, SPIKE_GRAD_VECTORS)
 
 
 @jit_noinline
@@ -956,7 +1041,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
         if q % n_grad == 0:  # (B13) for the states t .. of the segment, done
             t_hi = min(t + n_grad, (c + 1) * seg, K + 1)
             _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,
-                               bits, g_w_spk)
+                               bits, g_w_spk, flags[F_SPIKE] != SPIKE_SIGMOID)
         for b in range(b0, b1):  # (B7) at state t: every use of s[t] has sent its adjoint
             _surrogate_step(b, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
         if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete

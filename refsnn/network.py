@@ -100,7 +100,7 @@ def _check_x(params: Params, x, conv: Conventions):
     x = np.ascontiguousarray(x)
     K = T - 1 if conv.skip_last_input else T
     counts = np.empty(B * K, np.int64)
-    masks = np.empty((B, K, -(-n_in // 32)), np.uint32)
+    masks = kn.empty((B, K, -(-n_in // 32)), np.uint32)
     general = np.empty(B * K, np.uint8)
     if kn.scan_input(x, K, counts, masks, general) > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
@@ -212,28 +212,26 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     counts, masks, general = scan
     ptr = np.zeros(B * K + 1, np.int64)
     np.cumsum(counts, out=ptr[1:])
-    ev_idx = np.empty(ptr[-1], np.int32)
-    ev_val = np.empty(ptr[-1], dt)
+    n_ev = int(ptr[-1])
     seg = _segment(K)
-    st = {
-        "i": np.empty((B, K + 1, N), dt),
-        "v": np.empty((B, K + 1 if trace else 2, N), dt),
-        "s": np.empty((B, K + 1 if trace else 1, N), dt),
-        "i_out": np.empty((B, K + 1, C), dt),
-        "v_out": np.empty((B, K + 1, C), dt),
-        "ckpt": np.empty((B, 0 if trace else K // seg + 1, N), dt),
-        "counts": np.empty((B, 2, N), dt),
-        "k_max": np.empty((B, C), np.int64),
-    }
-    w_spk = np.ascontiguousarray(np.concatenate([p.w_rec, p.w_out], axis=1))
+    names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max")
+    w_spk = np.concatenate([p.w_rec, p.w_out], axis=1)
     w_ch = kn.chunks(w_spk)
-    bad = np.empty((B, 4), np.int64)
+    # the states (which ``forward`` returns) apart from the scratch, which it need not keep
+    st = dict(zip(names, kn.carve(
+        ((B, K + 1, N), dt), ((B, K + 1 if trace else 2, N), dt),
+        ((B, K + 1 if trace else 1, N), dt), ((B, K + 1, C), dt), ((B, K + 1, C), dt),
+        ((B, 0 if trace else K // seg + 1, N), dt), ((B, 2, N), dt), ((B, C), np.int64),
+    ), strict=True))
+    ev_idx, ev_val, lst, n_spk, acc, bad = kn.carve(
+        ((n_ev,), np.int32), ((n_ev,), dt), ((B, N), np.int64), ((B,), np.int64),
+        ((B, w_ch.shape[0] * w_ch.shape[2]), dt), ((B, 4), np.int64),
+    )
     kn.forward_kernel(
         x, masks, general, ptr, ev_idx, ev_val,
-        np.ascontiguousarray(p.w_in), w_ch, hid, out, flags, float(conv.surrogate_scale), seg,
+        kn.aligned(p.w_in), w_ch, hid, out, flags, float(conv.surrogate_scale), seg,
         _forward_group_size(B), st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
-        st["ckpt"], st["counts"], st["k_max"], np.empty((B, N), np.int64), np.empty(B, np.int64),
-        np.empty((B, w_ch.shape[0] * w_ch.shape[2]), dt), bad,
+        st["ckpt"], st["counts"], st["k_max"], lst, n_spk, acc, bad,
     )
     if bad.any():
         for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
@@ -415,28 +413,28 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_seed = g_seed.astype(dt)
     seg = st["seg"]
     n_tasks = -(-B // kn.GROUP)
-    g_hid = np.zeros((B, 5, N), dt)
-    g_out = np.zeros((B, 2, C), dt)
-    g_w_in_tasks = np.empty((n_tasks, p.n_in, N), dt)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
-    g_w_spk_tasks = np.empty((n_tasks, N, grad_cols), dt)
-    # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
-    g_w_in, g_w_rec = np.empty((p.n_in, N), dt), np.empty((N, N), dt)
-    g_w_out = np.empty((N, C), dt)
-    ptr, ev_idx, ev_val = st["events"]
     win = WINDOW_SEGMENTS * seg  # (B12) runs on windows of ``win`` updates
-    w_spk_t = np.ascontiguousarray(st["w_spk"].T)
+    # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
+    g_w_in, g_w_rec, g_w_out = kn.empty((p.n_in, N), dt), kn.empty((N, N), dt), np.empty((N, C), dt)
+    (w_spk_t, g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
+     g_spk, g_v, g_v_next, g_s, g_vo, bits) = kn.carve(
+        ((N + C, N), dt), ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
+        ((n_tasks, N, grad_cols), dt), ((B, win + conv.recurrent_delay + 1, N), dt),
+        ((K + 1, B, C), dt), ((B, seg, N), dt), ((seg, B, N), dt), ((B, N), dt),
+        ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, N), dt), ((B, C), dt),
+        ((n_tasks, N), np.int64),
+    )
+    np.copyto(w_spk_t, st["w_spk"].T)
+    for a in (g_hid, g_out, g_spk):
+        a.fill(0)
+    ptr, ev_idx, ev_val = st["events"]
     n_bad = kn.backward_kernel(
         w_spk_t, kn.panels(w_spk_t), st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
-        g_w_spk_tasks,
-        np.empty((B, win + conv.recurrent_delay + 1, N), dt), np.empty((K + 1, B, C), dt),
-        np.empty((B, seg, N), dt), np.empty((seg, B, N), dt), np.empty((B, N), dt),
-        np.zeros((seg, B, grad_cols), dt), np.empty((B, N), dt), np.empty((B, N), dt),
-        np.empty((B, N), dt),
-        np.empty((B, C), dt), np.empty((n_tasks, N), np.int64),
-        g_w_in, g_w_rec, g_w_out,
+        g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo,
+        bits, g_w_in, g_w_rec, g_w_out,
     )
     # per-neuron gradients: summed over the batch in a fixed order
     with np.errstate(over="ignore", invalid="ignore"):  # checked below, with a message

@@ -205,6 +205,60 @@ def test_fma_bits_adds_the_rows_its_bits_mark_lowest_first(dtype, mask):
     assert _same_bits(twin, want)
 
 
+@njit
+def _jit_rows_unit(dst, d0, src, s0, at, e0, e1):
+    vec.fma_rows(dst, d0, src, s0, at, e0, e1, None, 0, 0, 3)
+
+
+@njit
+def _jit_bits_unit(dst, d0, src, s0, mask, row0, shift, stride):
+    vec.fma_bits(dst, d0, src, s0, mask, row0, shift, stride, None, 0, 0, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_no_coefficient_adds_the_rows_as_fma_with_unit_coefficients_does(dtype):
+    # the binary spikes' path: no coefficient is read, and fma(1, w, acc) = w + acc rounded
+    rng = np.random.default_rng(4)
+    lanes = 32 // np.dtype(dtype).itemsize
+    scale = 10.0 ** rng.integers(-6, 6, (40, 1))
+    src = (rng.standard_normal((40, 4 * lanes)) * scale).astype(dtype)
+    ones = np.ones(40, dtype)
+    dst0 = rng.standard_normal(5 * lanes).astype(dtype)
+    at = np.array([3, 3, 17, 0, 39, 8], np.int64)
+    unit, coef = dst0.copy(), dst0.copy()
+    _jit_rows_unit(unit, 2, src, lanes, at, 1, 6)
+    _jit_rows(coef, 2, src, lanes, at, 1, 6, ones, 0, 1)
+    assert _same_bits(unit, coef) and not _same_bits(unit, dst0)
+    twin = dst0.copy()
+    vec._py_fma_rows(twin, 2, src, lanes, at, 1, 6, None, 0, 0, 3)
+    assert _same_bits(twin, unit)
+    mask = np.int64((1 << 38) | (1 << 9) | 0b101)  # bit k: row (k >> 3) * 5 + (k & 7)
+    unit, coef = dst0.copy(), dst0.copy()
+    _jit_bits_unit(unit, 1, src, 0, mask, 0, 3, 5)
+    _jit_bits(coef, 1, src, 0, mask, 0, 3, 5, ones, 0, 1)
+    assert _same_bits(unit, coef) and not _same_bits(unit, dst0)
+    twin = dst0.copy()
+    vec._py_fma_bits(twin, 1, src, 0, mask, 0, 3, 5, None, 0, 0, 2)
+    assert _same_bits(twin, unit)
+
+
+def test_carve_gives_disjoint_arrays_each_on_a_cache_line():
+    specs = [((3, 5), np.float32), ((7,), np.int64), ((0, 4), np.float64), ((2, 2, 3), np.uint8),
+             ((9,), np.float64)]
+    arrays = kn.carve(*specs)
+    for a, (shape, dtype) in zip(arrays, specs, strict=True):
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.flags.writeable and a.ctypes.data % kn.ALIGN == 0
+    for k, a in enumerate(arrays):  # writing one changes no other
+        a[...] = k + 1
+    for k, a in enumerate(arrays):
+        assert np.all(a == k + 1)
+    w = np.arange(12.0).reshape(3, 4)[:, ::2]  # not contiguous
+    c = kn.aligned(w)
+    assert np.array_equal(c, w) and c.flags.c_contiguous and c.ctypes.data % kn.ALIGN == 0
+    assert kn.aligned(c) is c
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [1, 9, 148, 200])
 def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
