@@ -590,10 +590,12 @@ def _readout_forward(b, out, flags, i_out, v_out, k_max, bad):
 @pjit
 def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, out, flags, scale,
                    seg, group, i, v, s, i_out, v_out, ckpt, counts, k_max, lst, n_spk, acc,
-                   bad):
+                   bad, logits):
     """Eq. (1)-(8) for every sample: groups of ``group`` samples in parallel.
 
-    See ``_forward_group``. A sample's states do not depend on the group size.
+    See ``_forward_group``. A sample's states do not depend on the group size. For the
+    "max" reduction, also Eq. (9): ``logits[b, c] = v_out[b, k_max[b, c], c]`` (B, C);
+    ``logits`` is untouched for the others.
     """
     B = i.shape[0]
     for grp in prange((B + group - 1) // group):
@@ -601,6 +603,10 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
         _forward_group(b0, min(b0 + group, B), x, masks, general, ev_ptr, ev_idx, ev_val,
                        w_in, w_ch, hid, out, flags, scale, seg, i, v, s, i_out, v_out, ckpt,
                        counts, k_max, lst, n_spk, acc, bad)
+    if flags[F_REDUCTION] == RED_MAX:
+        for b in range(B):
+            for c in range(logits.shape[1]):
+                logits[b, c] = v_out[b, k_max[b, c], c]
 
 
 # ============================================================================ backward
@@ -1053,12 +1059,14 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
 def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
-                    g_vo, bits, sum_w_in, sum_w_rec, sum_w_out):
+                    g_vo, bits, sum_w_in, sum_w_rec, sum_w_out, sum_hid, sum_out):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
     order (in parallel over rows) into ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and
-    ``sum_w_out`` (N, C). Returns the numbers of non-finite entries of the three sums.
+    ``sum_w_out`` (N, C), and the per-neuron gradients of the samples in sample order
+    into ``sum_hid`` (5, N) and ``sum_out`` (2, C). Returns the numbers of non-finite
+    entries of the five sums.
     """
     B = i.shape[0]
     n_tasks = (B + GROUP - 1) // GROUP
@@ -1094,4 +1102,22 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
             bad_rec += sum_w_rec[j, n] - sum_w_rec[j, n] != 0
         for c in range(sum_w_out.shape[1]):
             bad_out += sum_w_out[j, c] - sum_w_out[j, c] != 0
-    return bad_in, bad_rec, bad_out
+    bad_hid = 0
+    for r in range(sum_hid.shape[0]):
+        for n in range(N):
+            sum_hid[r, n] = g_hid[0, r, n]
+        for b in range(1, B):
+            for n in range(N):
+                sum_hid[r, n] += g_hid[b, r, n]
+        for n in range(N):
+            bad_hid += sum_hid[r, n] - sum_hid[r, n] != 0
+    bad_ro = 0
+    for r in range(sum_out.shape[0]):
+        for c in range(sum_out.shape[1]):
+            sum_out[r, c] = g_out[0, r, c]
+        for b in range(1, B):
+            for c in range(sum_out.shape[1]):
+                sum_out[r, c] += g_out[b, r, c]
+        for c in range(sum_out.shape[1]):
+            bad_ro += sum_out[r, c] - sum_out[r, c] != 0
+    return bad_in, bad_rec, bad_out, bad_hid, bad_ro

@@ -214,7 +214,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     np.cumsum(counts, out=ptr[1:])
     n_ev = int(ptr[-1])
     seg = _segment(K)
-    names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max")
+    names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max", "logits")
     w_spk = np.concatenate([p.w_rec, p.w_out], axis=1)
     w_ch = kn.chunks(w_spk)
     # the states (which ``forward`` returns) apart from the scratch, which it need not keep
@@ -222,6 +222,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         ((B, K + 1, N), dt), ((B, K + 1 if trace else 2, N), dt),
         ((B, K + 1 if trace else 1, N), dt), ((B, K + 1, C), dt), ((B, K + 1, C), dt),
         ((B, 0 if trace else K // seg + 1, N), dt), ((B, 2, N), dt), ((B, C), np.int64),
+        ((B, C), dt),
     ), strict=True))
     ev_idx, ev_val, lst, n_spk, acc, bad = kn.carve(
         ((n_ev,), np.int32), ((n_ev,), dt), ((B, N), np.int64), ((B,), np.int64),
@@ -231,7 +232,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         x, masks, general, ptr, ev_idx, ev_val,
         kn.aligned(p.w_in), w_ch, hid, out, flags, float(conv.surrogate_scale), seg,
         _forward_group_size(B), st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
-        st["ckpt"], st["counts"], st["k_max"], lst, n_spk, acc, bad,
+        st["ckpt"], st["counts"], st["k_max"], lst, n_spk, acc, bad, st["logits"],
     )
     if bad.any():
         for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
@@ -240,26 +241,24 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
                     f"the network's states overflowed ({name} is not finite). Reduce the "
                     "weights or the input rate, or use float64 parameters"
                 )
-    with np.errstate(over="raise", invalid="raise"):
-        try:
-            st["logits"] = _reduce(st, p, conv, K)
-        except FloatingPointError:
-            raise FloatingPointError(
-                "the network's readout overflowed. Reduce the weights or the input rate, or "
-                "use float64 parameters"
-            ) from None
+    if conv.reduction != "max":  # for "max" the kernel gathered the logits: no sum
+        with np.errstate(over="raise", invalid="raise"):
+            try:
+                st["logits"] = _reduce(st, p, conv, K)
+            except FloatingPointError:
+                raise FloatingPointError(
+                    "the network's readout overflowed. Reduce the weights or the input rate, "
+                    "or use float64 parameters"
+                ) from None
     st.update(K=K, seg=seg, hid=hid, out=out, flags=flags, w_spk=w_spk,
               events=(ptr, ev_idx, ev_val))
     return st
 
 
 def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
-    """Eq. (9)."""
+    """Eq. (9) for the reductions but "max" (whose logits the forward kernel gathers)."""
     k0 = 0 if conv.record_initial_state else 1
     v_out = st["v_out"]
-    if conv.reduction == "max":  # the kernel found the state of each maximum, for (B3)
-        B, C = st["k_max"].shape
-        return v_out[np.arange(B)[:, None], st["k_max"], np.arange(C)]
     if conv.reduction == "mean":
         return v_out[:, k0:].mean(axis=1)
     if conv.reduction == "last":
@@ -415,8 +414,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     n_tasks = -(-B // kn.GROUP)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
     win = WINDOW_SEGMENTS * seg  # (B12) runs on windows of ``win`` updates
-    # the weight gradients, (B12)-(B13): the tasks' added in task order by the kernel
-    g_w_in, g_w_rec, g_w_out = kn.empty((p.n_in, N), dt), kn.empty((N, N), dt), np.empty((N, C), dt)
+    # the returned gradients apart from the work arrays, which are not kept
+    g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
+        ((p.n_in, N), dt), ((N, N), dt), ((N, C), dt), ((5, N), dt), ((2, C), dt))
     (w_spk_t, g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
      g_spk, g_v, g_v_next, g_s, g_vo, bits) = kn.carve(
         ((N + C, N), dt), ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
@@ -429,29 +429,26 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     for a in (g_hid, g_out, g_spk):
         a.fill(0)
     ptr, ev_idx, ev_val = st["events"]
+    # the weight gradients (B12)-(B13) summed over the tasks in task order, the per-neuron
+    # ones over the batch in sample order: by the kernel, which counts non-finite sums
     n_bad = kn.backward_kernel(
         w_spk_t, kn.panels(w_spk_t), st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo,
-        bits, g_w_in, g_w_rec, g_w_out,
+        bits, g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum,
     )
-    # per-neuron gradients: summed over the batch in a fixed order
-    with np.errstate(over="ignore", invalid="ignore"):  # checked below, with a message
-        g_hid_sum = g_hid.sum(axis=0)
-        g_out_sum = g_out.sum(axis=0)
     grads = Params(
         w_in=g_w_in, w_rec=g_w_rec, w_out=g_w_out,
         decay_syn=g_hid_sum[0], decay_mem=g_hid_sum[1], threshold=g_hid_sum[2],
         v_reset=g_hid_sum[3], v_rest=g_hid_sum[4],
         decay_syn_out=g_out_sum[0], decay_mem_out=g_out_sum[1],
     )
-    # the kernel counted the weight gradients' non-finite entries; the sums here are checked
-    counted = dict(zip(("w_in", "w_rec", "w_out"), n_bad, strict=True))
-    for name, g in grads.as_dict().items():
-        if counted[name] if name in counted else not np.all(np.isfinite(g)):
-            raise FloatingPointError(
-                f"the gradient of {name} overflowed. Reduce the weights or the surrogate "
-                "scale, or use float64 parameters"
-            )
+    if any(n_bad):
+        for name, g in grads.as_dict().items():
+            if not np.all(np.isfinite(g)):
+                raise FloatingPointError(
+                    f"the gradient of {name} overflowed. Reduce the weights or the surrogate "
+                    "scale, or use float64 parameters"
+                )
     return value, grads, st["logits"]

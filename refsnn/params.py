@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._numba import jit_noinline
+
 __all__ = ["Params", "PARAM_NAMES", "HIDDEN_FIELDS", "READOUT_FIELDS"]
 
 PARAM_NAMES = (
@@ -156,6 +158,8 @@ class Params:
                     f"params.{name} has shape {got}; expected {shape} for "
                     f"w_in of shape {self.w_in.shape} and w_out with C={c} columns"
                 )
+        if _values_ok(*(getattr(self, name) for name in PARAM_NAMES)):
+            return  # one compiled pass; the loops below find what is wrong, to say so
         for name in PARAM_NAMES:
             value = getattr(self, name)
             if not np.all(np.isfinite(value)):
@@ -173,3 +177,32 @@ class Params:
                     f"params.{name}[{idx}] = {float(value[idx])} is outside (0, 1); decays must "
                     "lie strictly between 0 and 1 (decay = exp(-dt/tau))"
                 )
+
+
+@jit_noinline
+def _finite(a):
+    bad = 0
+    if a.ndim == 2:  # a loop per axis, which vectorises (``a.flat`` does not)
+        for r in range(a.shape[0]):
+            for c in range(a.shape[1]):
+                bad += a[r, c] - a[r, c] != 0  # true for inf and NaN only
+    else:
+        for v in a.flat:
+            bad += v - v != 0
+    return bad == 0
+
+
+@jit_noinline
+def _decays_ok(a):
+    ok = True
+    for v in a.flat:
+        ok &= (v > 0) & (v < 1)
+    return ok
+
+
+def _values_ok(w_in, w_rec, w_out, decay_syn, decay_mem, threshold, v_reset, v_rest,
+               decay_syn_out, decay_mem_out) -> bool:
+    """Whether every value is finite and every decay inside (0, 1) (``PARAM_NAMES`` order)."""
+    return (_finite(w_in) and _finite(w_rec) and _finite(w_out) and _finite(threshold)
+            and _finite(v_reset) and _finite(v_rest)
+            and all(_decays_ok(d) for d in (decay_syn, decay_mem, decay_syn_out, decay_mem_out)))
