@@ -245,19 +245,21 @@ def _fill_chunks(w_spk, w_ch):
 
 # ============================================================================ events
 @pjit
-def scan_input(x, K, counts, masks, general):
+def scan_input(x, K, ptr, masks, general):
     """Read the input ``x`` (B, T, n_in) once, in parallel over the batch.
 
-    For the input steps t < K of sample b, writes the number of nonzero inputs
-    ``counts[b*K + t]``, the nonzero inputs as the bits of ``masks[b, t]`` (bit k of
-    word w for input ``32 w + k``), and ``general[b*K + t] = 1`` when some input of the
-    step is neither 0 nor 1 (else 0: the events of the step are all 1, the common case
-    of spike input, and ``_fill_events`` then need not read ``x`` again). Returns the
-    number of inf and NaN entries of all of ``x``. Each row is tested 32 entries at a
-    time (``refsnn._intrinsics``); the last ``n_in % 32`` as the row's last 32 entries,
-    whose results are shifted past the entries already tested (a row shorter than 32
-    one entry at a time). Non-finite entries are counted only in blocks with entries
-    other than 0 and 1 (inf and NaN are such entries), so spike input skips that test.
+    For the input steps t < K of sample b, writes the nonzero inputs as the bits of
+    ``masks[b, t]`` (bit k of word w for input ``32 w + k``), and
+    ``general[b*K + t] = 1`` when some input of the step is neither 0 nor 1 (else 0:
+    the events of the step are all 1, the common case of spike input, and
+    ``_fill_events`` then need not read ``x`` again). Returns the number of inf and NaN
+    entries of all of ``x``. Each row is tested 32 entries at a time
+    (``refsnn._intrinsics``); the last ``n_in % 32`` as the row's last 32 entries, whose
+    results are shifted past the entries already tested (a row shorter than 32 one entry
+    at a time). Non-finite entries are counted only in blocks with entries other than 0
+    and 1 (inf and NaN are such entries), so spike input skips that test.
+    Then ``ptr`` (B K + 1) receives where the events of each step start in the event
+    arrays (module doc): ``ptr[b*K + t + 1] - ptr[b*K + t]`` nonzero inputs.
     """
     B, T, n_in = x.shape
     n_words = (n_in + 31) // 32
@@ -292,9 +294,12 @@ def scan_input(x, K, counts, masks, general):
                     masks[b, t, 0] = mask
                 c += popcount(mask)
             if t < K:
-                counts[b * K + t] = c
+                ptr[b * K + t + 1] = c
                 general[b * K + t] = other != 0
         bad += bad_b
+    ptr[0] = 0
+    for k in range(B * K):
+        ptr[k + 1] += ptr[k]
     return bad
 
 
@@ -595,7 +600,8 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
 
     See ``_forward_group``. A sample's states do not depend on the group size. For the
     "max" reduction, also Eq. (9): ``logits[b, c] = v_out[b, k_max[b, c], c]`` (B, C);
-    ``logits`` is untouched for the others.
+    ``logits`` is untouched for the others. Returns the number of non-finite states
+    (the sum of ``bad``).
     """
     B = i.shape[0]
     for grp in prange((B + group - 1) // group):
@@ -607,6 +613,11 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
         for b in range(B):
             for c in range(logits.shape[1]):
                 logits[b, c] = v_out[b, k_max[b, c], c]
+    n_bad = 0
+    for b in range(B):
+        for q in range(4):
+            n_bad += bad[b, q]
+    return n_bad
 
 
 # ============================================================================ backward

@@ -71,9 +71,10 @@ def _check_conventions(conventions) -> Conventions:
 def _check_x(params: Params, x, conv: Conventions):
     """Check the input; return it C-contiguous, with ``scan``: where its nonzero entries are.
 
-    ``scan = (counts, masks, general)`` from ``refsnn.kernels.scan_input`` (the nonzero
-    inputs per step, as a count and as bits, and whether a step has values other than 0
-    and 1), which also finds non-finite values; ``_run_forward`` uses it.
+    ``scan = (ptr, masks, general)`` from ``refsnn.kernels.scan_input`` (where each
+    step's events will start, the nonzero inputs per step as bits, and whether a step
+    has values other than 0 and 1), which also finds non-finite values;
+    ``_run_forward`` uses it.
     """
     if not isinstance(x, np.ndarray):
         raise ValueError(f"x must be a numpy array (batch, time, n_in), got {type(x).__name__}")
@@ -99,16 +100,15 @@ def _check_x(params: Params, x, conv: Conventions):
         )
     x = np.ascontiguousarray(x)
     K = T - 1 if conv.skip_last_input else T
-    counts = np.empty(B * K, np.int64)
-    masks = kn.empty((B, K, -(-n_in // 32)), np.uint32)
-    general = np.empty(B * K, np.uint8)
-    if kn.scan_input(x, K, counts, masks, general) > 0:
+    ptr, masks, general = kn.carve(
+        ((B * K + 1,), np.int64), ((B, K, -(-n_in // 32)), np.uint32), ((B * K,), np.uint8))
+    if kn.scan_input(x, K, ptr, masks, general) > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"x contains a non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
             "; inputs must be finite"
         )
-    return x, (counts, masks, general)
+    return x, (ptr, masks, general)
 
 
 def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
@@ -209,9 +209,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     hid, out, flags = _pack(p, conv, K)
-    counts, masks, general = scan
-    ptr = np.zeros(B * K + 1, np.int64)
-    np.cumsum(counts, out=ptr[1:])
+    ptr, masks, general = scan
     n_ev = int(ptr[-1])
     seg = _segment(K)
     names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max", "logits")
@@ -228,15 +226,15 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         ((n_ev,), np.int32), ((n_ev,), dt), ((B, N), np.int64), ((B,), np.int64),
         ((B, w_ch.shape[0] * w_ch.shape[2]), dt), ((B, 4), np.int64),
     )
-    kn.forward_kernel(
+    n_bad = kn.forward_kernel(
         x, masks, general, ptr, ev_idx, ev_val,
         kn.aligned(p.w_in), w_ch, hid, out, flags, float(conv.surrogate_scale), seg,
         _forward_group_size(B), st["i"], st["v"], st["s"], st["i_out"], st["v_out"],
         st["ckpt"], st["counts"], st["k_max"], lst, n_spk, acc, bad, st["logits"],
     )
-    if bad.any():
-        for name, n_bad in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
-            if n_bad:
+    if n_bad:
+        for name, count in zip(("i", "v", "i_out", "v_out"), bad.sum(axis=0), strict=True):
+            if count:
                 raise FloatingPointError(
                     f"the network's states overflowed ({name} is not finite). Reduce the "
                     "weights or the input rate, or use float64 parameters"

@@ -76,15 +76,15 @@ def test_scan_input_equals_numpy(dtype, n_in, skip_last):
     x = _special_input(dtype, (B, T, n_in), n_in)
     x[1, 2] = 0  # an empty step
     x[2, 3] = np.where(x[2, 3] != 0, 1.0, 0.0)  # a binary step
-    counts = np.empty(B * K, np.int64)
+    ptr = np.full(B * K + 1, -1, np.int64)
     masks = np.empty((B, K, -(-n_in // 32)), np.uint32)
     general = np.empty(B * K, np.uint8)
     with np.errstate(invalid="ignore"):
-        bad = kn.scan_input(x, K, counts, masks, general)
+        bad = kn.scan_input(x, K, ptr, masks, general)
         nonzero = x[:, :K] != 0
         other = nonzero & (x[:, :K] != 1)
     assert bad == np.count_nonzero(~np.isfinite(x))
-    np.testing.assert_array_equal(counts, nonzero.sum(axis=2).ravel())
+    np.testing.assert_array_equal(ptr, np.r_[0, np.cumsum(nonzero.sum(axis=2).ravel())])
     np.testing.assert_array_equal(general, other.any(axis=2).ravel())
     padded = np.zeros((B, K, masks.shape[2] * 32), bool)
     padded[..., :n_in] = nonzero
