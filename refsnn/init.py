@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .conventions import Conventions
-from .params import Params
+from .params import Params, aligned_copy
 
 __all__ = [
     "DECAY_MIN",
@@ -166,4 +166,4 @@ def init_params(
         threshold=threshold, v_reset=v_reset, v_rest=v_rest,
         decay_syn_out=decay_syn_out, decay_mem_out=decay_mem_out,
     )
-    return Params(**{k: np.ascontiguousarray(v, dtype=dtype) for k, v in fields.items()})
+    return Params(**{k: aligned_copy(v, dtype) for k, v in fields.items()})

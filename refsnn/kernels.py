@@ -8,7 +8,9 @@ Layout and schedule
 -------------------
 States are stored time-major per sample, neuron innermost, and every inner loop runs
 over one contiguous row. Inner loops index arrays directly: a row view would update
-the array's shared reference count (an atomic operation) inside the loop.
+the array's shared reference count (an atomic operation) inside the loop. Every array
+a kernel streams through starts on a cache line (``carve``), so that the 32-byte
+vectors of a row whose length is a multiple of 32 bytes never straddle two lines.
 
 Input: ``scan_input`` reads the dense input once, 32 entries per test, and keeps its
 nonzero entries as bit masks. Forward, per group of up to 8 samples in lockstep (a
@@ -22,7 +24,8 @@ to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r
 vectors of columns at a time with the chunk's sums in registers (``fma_rows``), the
 chunk for every sample of the group before the next chunk, so that the chunk's rows
 (20 KiB for 128 neurons, ``chunks``) are read from the first-level cache after the
-first sample. Then each sample's update (``_hidden_update``): the
+first sample; spikes of a hard threshold are 0 or 1, so their rows are added without
+reading a coefficient. Then each sample's update (``_hidden_update``): the
 input events add their rows of ``w_in`` (Eq. (2)) four at a time,
 ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts the loads
 and stores of ``acc`` by four, and Eq. (3)-(6) give the membrane.
@@ -49,15 +52,16 @@ an integer) are added to its gradient row a chunk of columns at a time, with the
 chunk's sums in registers (``_spike_weight_grad``).
 (B12) adds ``x g_i[t + 1]`` to the rows of the active inputs, event by event. The
 weight gradients are summed per task, each entry in a fixed order, and the task sums
-are added in task order, so results are bitwise identical for any thread count. The
+are added in task order (the per-neuron gradients in sample order), so results are
+bitwise identical for any thread count. The
 adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``d + 1``
 states of ``g_i``); that of the readout currents is kept for all states (C per state);
 no adjoint of size (batch, time, N) is allocated.
 
-The forward pass also finds the state of each readout maximum (the "max" reduction,
-Eq. (9), used again by (B3)), and both kernels count the non-finite values they write
-(states, weight gradients) as they write them, so that overflow is reported without
-another pass over the arrays.
+The forward pass also finds the state of each readout maximum and gathers the logits
+there (the "max" reduction, Eq. (9), used again by (B3)), and both kernels count the
+non-finite values they write (states, gradients) as they write them, so that overflow
+is reported without another pass over the arrays.
 
 All arithmetic runs in the dtype of the parameters (float32 or float64); a sum over
 an index runs in a fixed order, which is stated where it is not the natural one.

@@ -100,8 +100,9 @@ def _check_x(params: Params, x, conv: Conventions):
         )
     x = np.ascontiguousarray(x)
     K = T - 1 if conv.skip_last_input else T
-    ptr, masks, general = kn.carve(
-        ((B * K + 1,), np.int64), ((B, K, -(-n_in // 32)), np.uint32), ((B * K,), np.uint8))
+    # ptr apart: BPTT keeps it, not the masks
+    ptr = np.empty(B * K + 1, np.int64)
+    masks, general = kn.carve(((B, K, -(-n_in // 32)), np.uint32), ((B * K,), np.uint8))
     if kn.scan_input(x, K, ptr, masks, general) > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._numba import jit_noinline
+from .kernels import empty
 
-__all__ = ["Params", "PARAM_NAMES", "HIDDEN_FIELDS", "READOUT_FIELDS"]
+__all__ = ["Params", "PARAM_NAMES", "HIDDEN_FIELDS", "READOUT_FIELDS", "aligned_copy"]
 
 PARAM_NAMES = (
     "w_in",
@@ -95,12 +96,12 @@ class Params:
         return {name: getattr(self, name) for name in PARAM_NAMES}
 
     def astype(self, dtype) -> "Params":
-        """Return a copy with every array cast to ``dtype``."""
-        return Params(**{k: np.array(v, dtype=dtype) for k, v in self.as_dict().items()})
+        """Return a copy with every array cast to ``dtype`` (``aligned_copy``)."""
+        return Params(**{k: aligned_copy(v, dtype) for k, v in self.as_dict().items()})
 
     def copy(self) -> "Params":
-        """Return a deep copy."""
-        return Params(**{k: np.array(v, copy=True) for k, v in self.as_dict().items()})
+        """Return a deep copy (``aligned_copy``)."""
+        return Params(**{k: aligned_copy(v) for k, v in self.as_dict().items()})
 
     def map(self, fn) -> "Params":
         """Return ``Params`` with ``fn(array)`` applied to every field."""
@@ -206,3 +207,16 @@ def _values_ok(w_in, w_rec, w_out, decay_syn, decay_mem, threshold, v_reset, v_r
     return (_finite(w_in) and _finite(w_rec) and _finite(w_out) and _finite(threshold)
             and _finite(v_reset) and _finite(v_rest)
             and all(_decays_ok(d) for d in (decay_syn, decay_mem, decay_syn_out, decay_mem_out)))
+
+
+def aligned_copy(a, dtype=None) -> np.ndarray:
+    """Return a C-contiguous copy of ``a`` (cast to ``dtype``) that starts on a cache line.
+
+    The kernels read ``w_in`` from an aligned copy (``refsnn.kernels.carve``); parameters
+    made by refsnn (``astype``, ``copy``, the initialisations, the optimiser's variables)
+    are aligned already, so that no call copies them.
+    """
+    a = np.asarray(a)
+    out = empty(a.shape, a.dtype if dtype is None else np.dtype(dtype))
+    out[...] = a
+    return out

@@ -41,7 +41,7 @@ import numpy as np
 from .conventions import PRESET_NAMES, Conventions
 from .init import DECAY_MAX, DECAY_MIN, TAU_DISTRIBUTIONS, THRESHOLD_MAX, THRESHOLD_MIN, init_params
 from .network import forward, loss_grad_and_logits
-from .params import PARAM_NAMES, Params
+from .params import PARAM_NAMES, Params, aligned_copy
 
 __all__ = [
     "CONFIGS",
@@ -230,7 +230,7 @@ def _to_variables(p: Params, cfg: TrainConfig) -> dict:
     mode = CONFIGS[cfg.config][1]
     out = {}
     for name in _trainable(cfg):
-        a = np.array(getattr(p, name), copy=True)
+        a = aligned_copy(getattr(p, name))  # updated in place, so aligned once for all
         if name.startswith("decay"):
             if mode == "hom":
                 a = a[:1].copy()

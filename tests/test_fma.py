@@ -259,6 +259,18 @@ def test_carve_gives_disjoint_arrays_each_on_a_cache_line():
     assert kn.aligned(c) is c
 
 
+def test_parameters_made_by_refsnn_start_on_a_cache_line():
+    # so that the kernels' aligned copy of w_in (kernels.aligned) is the array itself
+    import refsnn
+
+    p = refsnn.random_params(70, 12, 3, np.random.default_rng(0))
+    for q in (p, p.astype(np.float32), p.copy()):
+        for name, a in q.as_dict().items():
+            assert a.ctypes.data % kn.ALIGN == 0 and a.flags.c_contiguous, name
+        assert kn.aligned(q.w_in) is q.w_in
+    assert np.array_equal(p.astype(np.float32).w_in, p.w_in.astype(np.float32))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [1, 9, 148, 200])
 def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
