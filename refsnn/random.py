@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .params import Params
+from .params import Params, aligned_copy
 
 __all__ = ["random_params", "random_spikes"]
 
@@ -46,7 +46,7 @@ def random_params(
         decay_syn_out=u(0.6, 0.98, n_out),
         decay_mem_out=u(0.6, 0.98, n_out),
     )
-    return Params(**{k: np.asarray(v, dtype=dtype) for k, v in fields.items()})
+    return Params(**{k: aligned_copy(v, dtype) for k, v in fields.items()})
 
 
 def random_spikes(shape, density: float, rng: np.random.Generator, dtype=np.float64):
