@@ -187,31 +187,32 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
         parts[name] = dict(count=count, ns_each=1e9 * per_row_s,
                            ms=1e3 * count * per_row_s / threads)
 
-    w_spk = rng.standard_normal((N, N + C)).astype(dt)
-    w_in = rng.standard_normal((n_in, N)).astype(dt)
+    # arrays on cache lines, as refsnn's (kernels.carve)
+    w_spk = kernels.aligned(rng.standard_normal((N, N + C)).astype(dt))
+    w_in = kernels.aligned(rng.standard_normal((n_in, N)).astype(dt))
     for name, w, per, n in (("gather w_spk", w_spk, c["spikes_per_state"], c["spikes"]),
                             ("gather w_in", w_in, c["events_per_state"], c["input_events"])):
         per = max(1, round(per))
         rows = rows_of(w.shape[0], sample, per)
-        acc = np.zeros(w.shape[1], dt)
+        acc = kernels.zeros(w.shape[1], dt)
         price(name, n, _best(gather_rows, w, rows, per, acc, repeats=repeats) / sample)
     # B13: a spike adds its adjoint row, one of the window's GROUP x grad_states
     n_rows = kernels.GROUP * c["grad_states"]
     rows = rng.integers(0, n_rows, sample).astype(np.int64)
-    g_win = rng.standard_normal((n_rows, N + C)).astype(dt)
+    g_win = kernels.aligned(rng.standard_normal((n_rows, N + C)).astype(dt))
     per = max(1, round(c["spikes_per_update"]))
     price("gather g_spk", c["spikes"], _best(gather_rows, g_win, rows, per,
-                                             np.zeros(N + C, dt), repeats=repeats) / sample)
+                                             kernels.zeros(N + C, dt), repeats=repeats) / sample)
     for name, shape, n, run in (
             ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_window"]),
             ("update dw_in", (n_in, N), c["input_updates"], c["events_per_state"])):
-        g_w = np.zeros(shape, dt)
-        g = rng.standard_normal((kernels.GROUP, shape[1])).astype(dt)
+        g_w = kernels.zeros(shape, dt)
+        g = kernels.aligned(rng.standard_normal((kernels.GROUP, shape[1])).astype(dt))
         rows = rows_of(shape[0], sample, run)
         price(name, n, _best(update_rows, g_w, rows, g, repeats=repeats) / sample)
-    w_t = np.ascontiguousarray(w_spk.T)  # (N + C, N), as refsnn's backward holds it
-    g_spk = rng.standard_normal((4, N + C)).astype(dt)
-    g_s = np.zeros((4, N), dt)
+    w_t = kernels.aligned(w_spk.T)  # (N + C, N), as refsnn's backward holds it
+    g_spk = kernels.aligned(rng.standard_normal((4, N + C)).astype(dt))
+    g_s = kernels.zeros((4, N), dt)
     states = 20_000
     per_quad = _best(adjoint_states, w_t, kernels.panels(w_t), g_spk, g_s, states,
                      repeats=repeats) / states
