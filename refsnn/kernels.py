@@ -1070,6 +1070,25 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
                                ring_i, g_w_in)
 
 
+@jit
+def _add_up(parts, j, lo, hi, out, r):
+    """``out[r, :hi - lo] = sum over k of parts[k, j, lo:hi]``, k ascending.
+
+    Returns the number of sums that are not finite (``v - v != 0`` holds for inf and NaN
+    only).
+    """
+    n = hi - lo
+    for c in range(n):
+        out[r, c] = parts[0, j, lo + c]
+    for k in range(1, parts.shape[0]):
+        for c in range(n):
+            out[r, c] += parts[k, j, lo + c]
+    bad = 0
+    for c in range(n):
+        bad += out[r, c] - out[r, c] != 0
+    return bad
+
+
 @pjit
 def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
@@ -1092,47 +1111,19 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, bits)
     N = sum_w_rec.shape[0]
-    bad_in = 0  # non-finite sums (``v - v != 0`` holds for inf and NaN only)
+    C = sum_w_out.shape[1]
+    bad_in = 0
     for m in prange(sum_w_in.shape[0]):
-        for n in range(N):
-            sum_w_in[m, n] = g_w_in[0, m, n]
-        for task in range(1, n_tasks):
-            for n in range(N):
-                sum_w_in[m, n] += g_w_in[task, m, n]
-        for n in range(N):
-            bad_in += sum_w_in[m, n] - sum_w_in[m, n] != 0
+        bad_in += _add_up(g_w_in, m, 0, N, sum_w_in, m)
     bad_rec = 0
     bad_out = 0
     for j in prange(N):
-        for n in range(N):
-            sum_w_rec[j, n] = g_w_spk[0, j, n]
-        for c in range(sum_w_out.shape[1]):
-            sum_w_out[j, c] = g_w_spk[0, j, N + c]
-        for task in range(1, n_tasks):
-            for n in range(N):
-                sum_w_rec[j, n] += g_w_spk[task, j, n]
-            for c in range(sum_w_out.shape[1]):
-                sum_w_out[j, c] += g_w_spk[task, j, N + c]
-        for n in range(N):
-            bad_rec += sum_w_rec[j, n] - sum_w_rec[j, n] != 0
-        for c in range(sum_w_out.shape[1]):
-            bad_out += sum_w_out[j, c] - sum_w_out[j, c] != 0
+        bad_rec += _add_up(g_w_spk, j, 0, N, sum_w_rec, j)
+        bad_out += _add_up(g_w_spk, j, N, N + C, sum_w_out, j)
     bad_hid = 0
     for r in range(sum_hid.shape[0]):
-        for n in range(N):
-            sum_hid[r, n] = g_hid[0, r, n]
-        for b in range(1, B):
-            for n in range(N):
-                sum_hid[r, n] += g_hid[b, r, n]
-        for n in range(N):
-            bad_hid += sum_hid[r, n] - sum_hid[r, n] != 0
+        bad_hid += _add_up(g_hid, r, 0, N, sum_hid, r)
     bad_ro = 0
     for r in range(sum_out.shape[0]):
-        for c in range(sum_out.shape[1]):
-            sum_out[r, c] = g_out[0, r, c]
-        for b in range(1, B):
-            for c in range(sum_out.shape[1]):
-                sum_out[r, c] += g_out[b, r, c]
-        for c in range(sum_out.shape[1]):
-            bad_ro += sum_out[r, c] - sum_out[r, c] != 0
+        bad_ro += _add_up(g_out, r, 0, C, sum_out, r)
     return bad_in, bad_rec, bad_out, bad_hid, bad_ro
