@@ -223,9 +223,10 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
         ((B, 0 if trace else K // seg + 1, N), dt), ((B, 2, N), dt), ((B, C), np.int64),
         ((B, C), dt),
     ), strict=True))
-    ev_idx, ev_val, lst, n_spk, acc, bad = kn.carve(
-        ((n_ev,), np.int32), ((n_ev,), dt), ((B, N), np.int64), ((B,), np.int64),
-        ((B, w_ch.shape[0] * w_ch.shape[2]), dt), ((B, 4), np.int64),
+    ev_idx, ev_val = kn.carve(((n_ev,), np.int32), ((n_ev,), dt))  # kept for BPTT
+    lst, n_spk, acc, bad = kn.carve(
+        ((B, N), np.int64), ((B,), np.int64), ((B, w_ch.shape[0] * w_ch.shape[2]), dt),
+        ((B, 4), np.int64),
     )
     n_bad = kn.forward_kernel(
         x, masks, general, ptr, ev_idx, ev_val,
