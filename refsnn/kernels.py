@@ -187,13 +187,23 @@ def zeros(shape, dtype) -> np.ndarray:
     return a
 
 
+def aligned_copy(a, dtype=None) -> np.ndarray:
+    """Return a C-contiguous copy of ``a`` (cast to ``dtype``) that starts on a cache line.
+
+    The parameters refsnn makes (``Params.astype``, ``Params.copy``, the initialisations,
+    the optimiser's variables) are such copies, so that ``aligned`` need not copy them.
+    """
+    a = np.asarray(a)
+    out = empty(a.shape, a.dtype if dtype is None else np.dtype(dtype))
+    out[...] = a
+    return out
+
+
 def aligned(a: np.ndarray) -> np.ndarray:
     """Return ``a`` C-contiguous, starting on a cache line: ``a`` itself if it is, else a copy."""
     if a.flags.c_contiguous and _address(a) % ALIGN == 0:
         return a
-    out = empty(a.shape, a.dtype)
-    out[...] = a
-    return out
+    return aligned_copy(a)
 
 
 def panels(w_t: np.ndarray) -> np.ndarray:

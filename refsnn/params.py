@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._numba import jit_noinline
-from .kernels import empty
+from .kernels import aligned_copy
 
 __all__ = ["Params", "PARAM_NAMES", "HIDDEN_FIELDS", "READOUT_FIELDS", "aligned_copy"]
 
@@ -159,8 +159,9 @@ class Params:
                     f"params.{name} has shape {got}; expected {shape} for "
                     f"w_in of shape {self.w_in.shape} and w_out with C={c} columns"
                 )
-        if _values_ok(*(getattr(self, name) for name in PARAM_NAMES)):
-            return  # one compiled pass; the loops below find what is wrong, to say so
+        if all(_decays_ok(getattr(self, name)) if name in DECAY_FIELDS
+               else _finite(getattr(self, name)) for name in PARAM_NAMES):
+            return  # one compiled pass per array; the loops below say what is wrong
         for name in PARAM_NAMES:
             value = getattr(self, name)
             if not np.all(np.isfinite(value)):
@@ -183,13 +184,8 @@ class Params:
 @jit_noinline
 def _finite(a):
     bad = 0
-    if a.ndim == 2:  # a loop per axis, which vectorises (``a.flat`` does not)
-        for r in range(a.shape[0]):
-            for c in range(a.shape[1]):
-                bad += a[r, c] - a[r, c] != 0  # true for inf and NaN only
-    else:
-        for v in a.flat:
-            bad += v - v != 0
+    for v in a.flat:
+        bad += v - v != 0  # true for inf and NaN only
     return bad == 0
 
 
@@ -197,26 +193,5 @@ def _finite(a):
 def _decays_ok(a):
     ok = True
     for v in a.flat:
-        ok &= (v > 0) & (v < 1)
+        ok &= (v > 0) & (v < 1)  # false for NaN too
     return ok
-
-
-def _values_ok(w_in, w_rec, w_out, decay_syn, decay_mem, threshold, v_reset, v_rest,
-               decay_syn_out, decay_mem_out) -> bool:
-    """Whether every value is finite and every decay inside (0, 1) (``PARAM_NAMES`` order)."""
-    return (_finite(w_in) and _finite(w_rec) and _finite(w_out) and _finite(threshold)
-            and _finite(v_reset) and _finite(v_rest)
-            and all(_decays_ok(d) for d in (decay_syn, decay_mem, decay_syn_out, decay_mem_out)))
-
-
-def aligned_copy(a, dtype=None) -> np.ndarray:
-    """Return a C-contiguous copy of ``a`` (cast to ``dtype``) that starts on a cache line.
-
-    The kernels read ``w_in`` from an aligned copy (``refsnn.kernels.carve``); parameters
-    made by refsnn (``astype``, ``copy``, the initialisations, the optimiser's variables)
-    are aligned already, so that no call copies them.
-    """
-    a = np.asarray(a)
-    out = empty(a.shape, a.dtype if dtype is None else np.dtype(dtype))
-    out[...] = a
-    return out
