@@ -83,7 +83,8 @@ ev_ptr, ev_idx, ev_val
 w_spk, w_spk_t : (N, N + C), (N + C, N)
     ``[w_rec | w_out]`` and its transpose.
 w_ch : (chunks, N, W)
-    ``w_spk`` in column chunks of W columns, zero past N + C (``chunks``).
+    ``w_spk`` in column chunks of W columns, zero past N + C (``chunks``; the three
+    layouts of ``w_spk`` are made together by ``spike_weights``).
 w_spk_p : (N // L, N + C, L)
     the columns of ``w_spk_t`` in panels of ``L = PANEL_BYTES // itemsize`` (``panels``).
 """
@@ -105,7 +106,7 @@ from ._intrinsics import (
     popcount,
     trailing_zeros,
 )
-from ._numba import jit, jit_noinline, pjit, prange
+from ._numba import jit, jit_noinline, like, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
 
 H_DECAY_SYN, H_DECAY_MEM, H_THRESHOLD, H_V_RESET, H_V_REST, H_G, H_DG, H_LEAK = range(8)
@@ -237,24 +238,116 @@ def chunks(w_spk: np.ndarray) -> np.ndarray:
     160 bytes of a row, so that a chunk of N = 128 rows, 20 KiB, fits the first-level
     cache).
     """
-    N, M = w_spk.shape
-    W = CHUNK_VECTORS * 32 // w_spk.itemsize
-    w_ch = empty((-(-M // W), N, W), w_spk.dtype)
-    _fill_chunks(np.ascontiguousarray(w_spk), w_ch)
-    return w_ch
+    w_spk = np.ascontiguousarray(w_spk)
+    return spike_weights(w_spk, w_spk[:, :0], transposed=False)[0]
+
+
+def spike_weights(w_rec: np.ndarray, w_out: np.ndarray, transposed: bool = True):
+    """Return the layouts of ``w_spk = [w_rec | w_out]`` (N, M) the kernels read.
+
+    ``(w_ch, w_spk_t, w_spk_p)``: the column chunks of the forward pass (``chunks``),
+    and, with ``transposed``, the transpose (M, N) and its panels (``panels``) that
+    BPTT reads (else both empty). One allocation and one compiled pass, instead of a
+    concatenation, two copies and a transposition.
+    """
+    N, M = w_rec.shape[0], w_rec.shape[1] + w_out.shape[1]
+    dt = w_rec.dtype
+    W = CHUNK_VECTORS * 32 // dt.itemsize
+    L = PANEL_BYTES // dt.itemsize
+    rows = M if transposed else 0
+    w_ch, w_t, w_p = carve(((-(-M // W), N, W), dt), ((rows, N), dt), ((N // L, rows, L), dt))
+    _fill_spike_weights(w_rec, w_out, w_ch, w_t, w_p)
+    return w_ch, w_t, w_p
 
 
 @jit_noinline
-def _fill_chunks(w_spk, w_ch):
-    n_chunks, N, W = w_ch.shape
-    M = w_spk.shape[1]
+def _fill_spike_weights(w_rec, w_out, w_ch, w_t, w_p):
+    N, A = w_rec.shape
+    M = A + w_out.shape[1]
+    n_chunks, _, W = w_ch.shape
     for c in range(n_chunks):
-        width = min(W, M - c * W)
-        for j in range(N):
-            for col in range(width):
-                w_ch[c, j, col] = w_spk[j, c * W + col]
-            for col in range(width, W):
+        lo = c * W
+        a = max(0, min(W, A - lo))  # the chunk's columns of w_rec, then of w_out
+        z = max(0, min(W, M - lo))
+        for j in range(N):  # unsigned indices: no test for negative ones, so it vectorises
+            for col in range(a):
+                w_ch[c, j, col] = w_rec[j, np.uintp(lo + col)]
+            for col in range(a, z):
+                w_ch[c, j, col] = w_out[j, np.uintp(lo + col - A)]
+            for col in range(z, W):
                 w_ch[c, j, col] = 0
+    if w_t.shape[0] == 0:
+        return
+    # the panels from the rows of L neurons (which stay in the first-level cache), then
+    # the transpose from the panels, a run of L columns at a time
+    P, _, L = w_p.shape
+    for p in range(P):
+        for m in range(A):
+            for col in range(L):
+                w_p[p, m, col] = w_rec[p * L + col, m]
+        for m in range(A, M):
+            for col in range(L):
+                w_p[p, m, col] = w_out[p * L + col, m - A]
+    for m in range(M):
+        for p in range(P):
+            for col in range(L):
+                w_t[m, p * L + col] = w_p[p, m, col]
+    for j in range(P * L, N):
+        for m in range(A):
+            w_t[m, j] = w_rec[j, m]
+        for m in range(A, M):
+            w_t[m, j] = w_out[j, m - A]
+
+
+# ============================================================================ checks, loss
+@jit_noinline
+def first_outside(a, hi):
+    """Return the first index k with ``a[k]`` outside [0, hi), or -1 (``a`` 1-D integers)."""
+    for k in range(a.shape[0]):
+        if a[k] < 0 or a[k] >= hi:
+            return k
+    return -1
+
+
+@jit_noinline
+def softmax_cross_entropy(logits, labels, grad):
+    """Eq. (10) and (B1) compiled: the mean loss, and its logit gradient in ``grad``.
+
+    The formulas of ``refsnn.network.cross_entropy`` (its NumPy reference), in the dtype
+    of the logits, sample by sample: a row's loss ``log1p(sum of the others' exp) -
+    z_y`` with ``z = logits - max``, and its gradient ``exp(z - log sum exp z)`` with
+    the label's entry as minus the others' sum, over the batch size. The exponentials
+    and logarithms are the C library's, whose float32 results can differ from NumPy's
+    vectorised ones in the last bit. The rows' losses are added in float64.
+    """
+    B, C = logits.shape
+    n = like(logits[0, 0], B)
+    total = 0.0
+    for b in range(B):
+        top = 0
+        for c in range(1, C):
+            if logits[b, c] > logits[b, top]:
+                top = c
+        z_top = logits[b, top]
+        y = labels[b]
+        s = like(z_top, 0.0)
+        rest = like(z_top, 0.0)
+        for c in range(C):
+            e = math.exp(logits[b, c] - z_top)
+            s += e
+            if c != top:
+                rest += e
+        log_s = math.log(s)
+        total += math.log1p(rest) - (logits[b, y] - z_top)
+        others = like(z_top, 0.0)
+        for c in range(C):
+            grad[b, c] = math.exp((logits[b, c] - z_top) - log_s)
+            if c != y:
+                others += grad[b, c]
+        grad[b, y] = -others
+        for c in range(C):
+            grad[b, c] /= n
+    return total / B
 
 
 # ============================================================================ events
@@ -465,8 +558,9 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
     (11)), ``counts[b, 1]`` those that drive a readout update (the "count" reduction).
     For the "max" reduction, ``k_max[b, c]`` is the first recorded state at which
     ``v_out[b, :, c]`` is largest (``argmax``). ``lst`` (B, N), ``n_spk`` (B,) and
-    ``acc`` (B, chunk columns) are scratch; ``bad[b]`` counts non-finite states of i,
-    v, i_out, v_out.
+    ``acc`` (B, chunk columns) are scratch; ``bad[b]`` counts the non-finite states of
+    i_out and v_out, and the updates that made a non-finite i or v (zero when all are
+    finite).
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -556,23 +650,26 @@ def _hidden_update(b, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
         for n in range(N):
             acc[b, n] += val * w_in[row, n]
         e += 1
-    bad_i = 0  # states that overflowed (``v - v != 0`` holds for inf and NaN only)
+    # whether a state overflowed (``v - v != 0`` holds for inf and NaN only): a flag,
+    # not a count, so that the loop runs on whole vectors of floats (an int64 count
+    # took 4 lanes of floats per vector)
+    bad_i = False
     for n in range(N):
         i[b, t + 1, n] = acc[b, n] + i[b, t + 1, n]
-        bad_i += i[b, t + 1, n] - i[b, t + 1, n] != 0
+        bad_i |= i[b, t + 1, n] - i[b, t + 1, n] != 0
     # Eq. (3)-(6)
     td = t + 1 if new else t
     vt1 = (t + 1) % V
-    bad_v = 0
+    bad_v = False
     if reset == RESET_SUB:
         for n in range(N):
             v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
                                      RESET_SUB)
-            bad_v += v[b, vt1, n] - v[b, vt1, n] != 0
+            bad_v |= v[b, vt1, n] - v[b, vt1, n] != 0
     else:
         for n in range(N):
             v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n, reset)
-            bad_v += v[b, vt1, n] - v[b, vt1, n] != 0
+            bad_v |= v[b, vt1, n] - v[b, vt1, n] != 0
     bad[b, BAD_I] += bad_i
     bad[b, BAD_V] += bad_v
 
@@ -614,8 +711,8 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
 
     See ``_forward_group``. A sample's states do not depend on the group size. For the
     "max" reduction, also Eq. (9): ``logits[b, c] = v_out[b, k_max[b, c], c]`` (B, C);
-    ``logits`` is untouched for the others. Returns the number of non-finite states
-    (the sum of ``bad``).
+    ``logits`` is untouched for the others. Returns the sum of ``bad``: zero when every
+    state is finite.
     """
     B = i.shape[0]
     for grp in prange((B + group - 1) // group):
@@ -1084,8 +1181,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
 def _add_up(parts, j, lo, hi, out, r):
     """``out[r, :hi - lo] = sum over k of parts[k, j, lo:hi]``, k ascending.
 
-    Returns the number of sums that are not finite (``v - v != 0`` holds for inf and NaN
-    only).
+    Returns 1 if a sum is not finite (``v - v != 0`` holds for inf and NaN only), else 0.
     """
     n = hi - lo
     for c in range(n):
@@ -1093,10 +1189,10 @@ def _add_up(parts, j, lo, hi, out, r):
     for k in range(1, parts.shape[0]):
         for c in range(n):
             out[r, c] += parts[k, j, lo + c]
-    bad = 0
+    bad = False  # a flag, not a count: the loop then runs on whole vectors of floats
     for c in range(n):
-        bad += out[r, c] - out[r, c] != 0
-    return bad
+        bad |= out[r, c] - out[r, c] != 0
+    return np.int64(bad)
 
 
 @pjit
@@ -1109,8 +1205,8 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
     order (in parallel over rows) into ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and
     ``sum_w_out`` (N, C), and the per-neuron gradients of the samples in sample order
-    into ``sum_hid`` (5, N) and ``sum_out`` (2, C). Returns the numbers of non-finite
-    entries of the five sums.
+    into ``sum_hid`` (5, N) and ``sum_out`` (2, C). Returns, for each of the five sums,
+    the number of its rows with a non-finite entry.
     """
     B = i.shape[0]
     n_tasks = (B + GROUP - 1) // GROUP

@@ -9,6 +9,7 @@ The dtype of the parameters (float32 or float64) decides the arithmetic.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -121,13 +122,13 @@ def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if np.any((labels < 0) | (labels >= n_classes)):
-        bad = labels[(labels < 0) | (labels >= n_classes)][0]
+    bad = kn.first_outside(labels, n_classes)
+    if bad >= 0:
         raise ValueError(
-            f"labels contains {int(bad)}; labels must lie in [0, {n_classes}) for "
+            f"labels contains {int(labels[bad])}; labels must lie in [0, {n_classes}) for "
             f"C={n_classes} readout units"
         )
-    return labels.astype(np.int64)
+    return labels.astype(np.int64, copy=False)
 
 
 def _check_params(params) -> Params:
@@ -151,14 +152,24 @@ def input_scale(decay: np.ndarray, conv: Conventions):
     return g, dg
 
 
-def _pack(p: Params, conv: Conventions, K: int):
-    g, dg = input_scale(p.decay_mem, conv)
-    hid = np.ascontiguousarray(
-        np.stack([p.decay_syn, p.decay_mem, p.threshold, p.v_reset, p.v_rest, g, dg,
-                  1 - p.decay_mem])
-    )
-    g_o, dg_o = input_scale(p.decay_mem_out, conv)
-    out = np.ascontiguousarray(np.stack([p.decay_syn_out, p.decay_mem_out, g_o, dg_o]))
+def _pack(p: Params, conv: Conventions):
+    """Return ``hid`` (8, N), ``out`` (4, C) and ``flags`` of ``refsnn.kernels``."""
+    hid, out = kn.carve(((kn.H_COUNT, p.n_hidden), p.dtype), ((4, p.n_out), p.dtype))
+    for row, name in enumerate(("decay_syn", "decay_mem", "threshold", "v_reset", "v_rest")):
+        hid[row] = getattr(p, name)
+    hid[kn.H_G], hid[kn.H_DG] = input_scale(p.decay_mem, conv)
+    np.subtract(1, p.decay_mem, out=hid[kn.H_LEAK])
+    out[kn.O_DECAY_SYN], out[kn.O_DECAY_MEM] = p.decay_syn_out, p.decay_mem_out
+    out[kn.O_G], out[kn.O_DG] = input_scale(p.decay_mem_out, conv)
+    return hid, out, _flags(conv)
+
+
+@functools.lru_cache(maxsize=64)
+def _flags(conv: Conventions) -> np.ndarray:
+    """Return the conventions as the integers of ``refsnn.kernels``, made once per record.
+
+    The array is shared by every call with equal conventions: the kernels only read it.
+    """
     flags = np.zeros(kn.F_COUNT, np.int64)
     if conv.spike_fn == "sigmoid":
         flags[kn.F_SPIKE] = kn.SPIKE_SIGMOID
@@ -173,7 +184,7 @@ def _pack(p: Params, conv: Conventions, K: int):
     flags[kn.F_DETACH_TH] = conv.reset_threshold_detached
     flags[kn.F_REDUCTION] = kn.REDUCTION_CODES[conv.reduction]
     flags[kn.F_WIN_START] = 0 if conv.record_initial_state else 1
-    return hid, out, flags
+    return flags
 
 
 #: segments per window of the input-weight gradient (B12) in BPTT
@@ -209,13 +220,14 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     K = T - 1 if conv.skip_last_input else T
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
-    hid, out, flags = _pack(p, conv, K)
+    hid, out, flags = _pack(p, conv)
     ptr, masks, general = scan
     n_ev = int(ptr[-1])
     seg = _segment(K)
     names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max", "logits")
-    w_spk = np.concatenate([p.w_rec, p.w_out], axis=1)
-    w_ch = kn.chunks(w_spk)
+    # the layouts of [w_rec | w_out]: chunks for the forward pass, the transpose and its
+    # panels for BPTT
+    w_ch, w_spk_t, w_spk_p = kn.spike_weights(p.w_rec, p.w_out, transposed=not trace)
     # the states (which ``forward`` returns) apart from the scratch, which it need not keep
     st = dict(zip(names, kn.carve(
         ((B, K + 1, N), dt), ((B, K + 1 if trace else 2, N), dt),
@@ -250,7 +262,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
                     "the network's readout overflowed. Reduce the weights or the input rate, "
                     "or use float64 parameters"
                 ) from None
-    st.update(K=K, seg=seg, hid=hid, out=out, flags=flags, w_spk=w_spk,
+    st.update(K=K, seg=seg, hid=hid, out=out, flags=flags, w_spk_t=w_spk_t, w_spk_p=w_spk_p,
               events=(ptr, ev_idx, ev_val))
     return st
 
@@ -270,7 +282,11 @@ def _reduce(st, p: Params, conv: Conventions, K: int) -> np.ndarray:
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray):
-    """Eq. (10) and (B1): mean softmax cross-entropy over the batch and its logit gradient."""
+    """Eq. (10) and (B1): mean softmax cross-entropy over the batch and its logit gradient.
+
+    The NumPy reference (the oracle's); ``loss`` and ``loss_and_grad`` run the same
+    formulas compiled (``refsnn.kernels.softmax_cross_entropy``).
+    """
     B = logits.shape[0]
     rows = np.arange(B)
     top = logits.argmax(axis=1)
@@ -357,7 +373,7 @@ def loss(params: Params, x: np.ndarray, labels, conventions=None) -> float:
     x, scan = _check_x(p, x, conv)
     y = _check_labels(labels, x.shape[0], p.n_out)
     st = _run_forward(p, x, scan, conv, trace=False)
-    ce, _ = cross_entropy(st["logits"], y)
+    ce = kn.softmax_cross_entropy(st["logits"], y, np.empty_like(st["logits"]))
     reg, _ = _regularisers(st["counts"][:, 0], x.shape[1], conv)
     return _finite_loss(ce + reg)
 
@@ -403,13 +419,12 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     K = st["K"]
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
-    with np.errstate(over="raise", invalid="raise"):
-        ce, g_logits = cross_entropy(st["logits"], y)  # (B1)
+    g_logits = np.empty_like(st["logits"])
+    ce = kn.softmax_cross_entropy(st["logits"], y, g_logits)  # (B1)
     reg, g_seed = _regularisers(st["counts"][:, 0], T, conv)  # (B2)
     value = _finite_loss(ce + reg)
     k_max = st["k_max"]  # (B3): the state of each maximum, read for the "max" reduction only
-    g_logits = g_logits.astype(dt)
-    g_seed = g_seed.astype(dt)
+    g_seed = g_seed.astype(dt, copy=False)
     seg = st["seg"]
     n_tasks = -(-B // kn.GROUP)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
@@ -417,22 +432,21 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     # the returned gradients apart from the work arrays, which are not kept
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
         ((p.n_in, N), dt), ((N, N), dt), ((N, C), dt), ((5, N), dt), ((2, C), dt))
-    (w_spk_t, g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
+    (g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
      g_spk, g_v, g_v_next, g_s, g_vo, bits) = kn.carve(
-        ((N + C, N), dt), ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
+        ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
         ((n_tasks, N, grad_cols), dt), ((B, win + conv.recurrent_delay + 1, N), dt),
         ((K + 1, B, C), dt), ((B, seg, N), dt), ((seg, B, N), dt), ((B, N), dt),
         ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, N), dt), ((B, C), dt),
         ((n_tasks, N), np.int64),
     )
-    np.copyto(w_spk_t, st["w_spk"].T)
     for a in (g_hid, g_out, g_spk):
         a.fill(0)
     ptr, ev_idx, ev_val = st["events"]
     # the weight gradients (B12)-(B13) summed over the tasks in task order, the per-neuron
     # ones over the batch in sample order: by the kernel, which counts non-finite sums
     n_bad = kn.backward_kernel(
-        w_spk_t, kn.panels(w_spk_t), st["hid"], st["out"], st["flags"],
+        st["w_spk_t"], st["w_spk_p"], st["hid"], st["out"], st["flags"],
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo,

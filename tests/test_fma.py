@@ -282,3 +282,24 @@ def test_chunks_hold_every_column_once_and_zeros_past_the_last(dtype, M):
     flat = w_ch.transpose(1, 0, 2).reshape(N, n_chunks * W)
     assert np.array_equal(flat[:, :M], w) and not flat[:, M:].any()
     assert n_chunks * W - M < W  # no chunk of padding alone
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, C", [(128, 20), (37, 3), (5, 1)])
+def test_spike_weights_are_the_chunks_transpose_and_panels_of_w_spk(dtype, N, C):
+    rng = np.random.default_rng(N)
+    w_rec = rng.standard_normal((N, N)).astype(dtype)
+    w_out = rng.standard_normal((N, C)).astype(dtype)
+    w_spk = np.concatenate([w_rec, w_out], axis=1)
+    w_ch, w_t, w_p = kn.spike_weights(w_rec, w_out)
+    assert np.array_equal(w_t, w_spk.T) and w_t.flags.c_contiguous
+    L = kn.PANEL_BYTES // w_t.itemsize
+    assert w_p.shape == (N // L, N + C, L)
+    for p in range(N // L):  # w_p[p, m, l] = w_t[m, p L + l]
+        assert np.array_equal(w_p[p], w_t[:, p * L:(p + 1) * L])
+    flat = w_ch.transpose(1, 0, 2).reshape(N, -1)
+    assert np.array_equal(flat[:, :N + C], w_spk) and not flat[:, N + C:].any()
+    for a in (w_ch, w_t, w_p):
+        assert a.ctypes.data % kn.ALIGN == 0
+    w_ch2, w_t2, w_p2 = kn.spike_weights(w_rec, w_out, transposed=False)
+    assert np.array_equal(w_ch2, w_ch) and w_t2.size == 0 and w_p2.size == 0
