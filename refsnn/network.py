@@ -440,8 +440,9 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, N), dt), ((B, C), dt),
         ((n_tasks, N), np.int64),
     )
-    for a in (g_hid, g_out, g_spk):
-        a.fill(0)
+    g_hid.fill(0)
+    g_out.fill(0)
+    g_spk[:, :, N + C:] = 0  # the kernel writes the first N + C columns of every state
     ptr, ev_idx, ev_val = st["events"]
     # the weight gradients (B12)-(B13) summed over the tasks in task order, the per-neuron
     # ones over the batch in sample order: by the kernel, which counts non-finite sums
