@@ -8,7 +8,9 @@ Layout and schedule
 -------------------
 States are stored time-major per sample, neuron innermost, and every inner loop runs
 over one contiguous row. Inner loops index arrays directly: a row view would update
-the array's shared reference count (an atomic operation) inside the loop. Every array
+the array's shared reference count (an atomic operation) inside the loop. An index
+computed in the loop (``N + c``) is cast to ``np.uintp``: Numba then emits no test for
+a negative index, which would keep the loop from vectorising. Every array
 a kernel streams through starts on a cache line (``carve``), so that the 32-byte
 vectors of a row whose length is a multiple of 32 bytes never straddle two lines.
 
@@ -269,7 +271,7 @@ def _fill_spike_weights(w_rec, w_out, w_ch, w_t, w_p):
         lo = c * W
         a = max(0, min(W, A - lo))  # the chunk's columns of w_rec, then of w_out
         z = max(0, min(W, M - lo))
-        for j in range(N):  # unsigned indices: no test for negative ones, so it vectorises
+        for j in range(N):
             for col in range(a):
                 w_ch[c, j, col] = w_rec[j, np.uintp(lo + col)]
             for col in range(a, z):
@@ -539,7 +541,7 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
                 i[b, k + d, n] = acc[b, n]
         if to_out:
             for cc in range(C):
-                i_out[b, k + r_delay, cc] = acc[b, N + cc]
+                i_out[b, k + r_delay, cc] = acc[b, np.uintp(N + cc)]
 
 
 @jit_noinline
@@ -1153,10 +1155,10 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
                     g_q[b, n] = 0
             if ro_ok:
                 for cc in range(C):
-                    g_q[b, N + cc] = g_io[t_out, b, cc]
+                    g_q[b, np.uintp(N + cc)] = g_io[t_out, b, cc]
             else:
                 for cc in range(C):
-                    g_q[b, N + cc] = 0
+                    g_q[b, np.uintp(N + cc)] = 0
         if rec or ro_ok:
             # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
             b = b0
@@ -1185,10 +1187,10 @@ def _add_up(parts, j, lo, hi, out, r):
     """
     n = hi - lo
     for c in range(n):
-        out[r, c] = parts[0, j, lo + c]
+        out[r, c] = parts[0, j, np.uintp(lo + c)]
     for k in range(1, parts.shape[0]):
         for c in range(n):
-            out[r, c] += parts[k, j, lo + c]
+            out[r, c] += parts[k, j, np.uintp(lo + c)]
     bad = False  # a flag, not a count: the loop then runs on whole vectors of floats
     for c in range(n):
         bad |= out[r, c] - out[r, c] != 0
