@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from numba import literal_unroll
 
 from ._numba import jit_noinline
 from .kernels import aligned_copy
@@ -160,10 +159,9 @@ class Params:
                     f"params.{name} has shape {got}; expected {shape} for "
                     f"w_in of shape {self.w_in.shape} and w_out with C={c} columns"
                 )
-        if _values_ok(tuple(getattr(self, name) for name in PARAM_NAMES
-                            if name not in DECAY_FIELDS),
-                      tuple(getattr(self, name) for name in DECAY_FIELDS)):
-            return  # one compiled call, a pass per array; the loops below say what is wrong
+        if all(_decays_ok(getattr(self, name)) if name in DECAY_FIELDS
+               else _finite(getattr(self, name)) for name in PARAM_NAMES):
+            return  # one compiled pass per array; the loops below say what is wrong
         for name in PARAM_NAMES:
             value = getattr(self, name)
             if not np.all(np.isfinite(value)):
@@ -181,17 +179,6 @@ class Params:
                     f"params.{name}[{idx}] = {float(value[idx])} is outside (0, 1); decays must "
                     "lie strictly between 0 and 1 (decay = exp(-dt/tau))"
                 )
-
-
-@jit_noinline
-def _values_ok(finite, decays):
-    """Whether every array of ``finite`` is finite and every decay lies in (0, 1)."""
-    ok = True
-    for a in literal_unroll(finite):
-        ok &= _finite(a)
-    for a in literal_unroll(decays):
-        ok &= _decays_ok(a)
-    return ok
 
 
 @jit_noinline
