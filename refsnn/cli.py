@@ -74,7 +74,8 @@ def _gradcheck(args) -> int:
         sections.append(dict(title=title, conventions=c.as_dict(), loss=report.loss, fields=rows))
     if not args.json:
         print(f"refsnn gradcheck: batch {B}, steps {T}, inputs {n_in}, hidden {N}, classes {C}, "
-              f"seed {args.seed}; central differences, eps 1e-6, float64; tolerance {rtol:g}")
+              f"seed {args.seed}; central differences (eps 1e-6 and 2e-6, Richardson), float64; "
+              f"tolerance {rtol:g}")
         for sec in sections:
             print(f"\n{sec['title']}: loss {sec['loss']:.6f}")
             print(f"  {'parameter':<14} {'worst rel. error':>17}  {'checked':>7}  status")

@@ -1,9 +1,10 @@
 """Finite-difference checks of BPTT gradients.
 
 One helper for every gradient check in refsnn: float64 central differences with a
-named step ``eps``, per coordinate for tiny networks or along random unit directions
-for larger ones; max and mean error per parameter; a guard that the spike raster does
-not change within ``+-eps`` (through a hard threshold a finite difference is a
+named step ``eps`` and with ``2 eps``, combined by Richardson extrapolation, per
+coordinate for tiny networks or along random unit directions for larger ones; max and
+mean error per parameter; a guard that the spike raster does not change within
+``+-2 eps`` (through a hard threshold a finite difference is a
 gradient only where the raster stays put); and a check that the loss returned with
 the gradient equals the plain forward loss. Tolerances live in one table keyed by
 dtype.
@@ -27,17 +28,22 @@ __all__ = [
     "relative_error",
 ]
 
-#: Tolerances by dtype. float64: central differences with eps = 1e-6 have a
-#: truncation error ~ eps**2 * f''' ~ 1e-12 and a rounding error ~ 2e-16 S / eps
-#: ~ 2e-10 S, where S = max(1, |L|, max |logits|): L = logsumexp(m) - m_y is computed
-#: from logits of size max |m|, and its rounding is a fraction of their last digit,
-#: not of L's (logits of 18 gave L = 1.67 a rounding noise of 1.1e-15, 5 ulps of L).
-#: Agreement to 1e-6 relative leaves a wide margin while catching any wrong term (a
-#: missing term is typically 1e-2 relative or more). A component smaller than
-#: ``fd_atol / rtol`` (1e-3 S) is below what a finite difference resolves to 1e-6
-#: relative, so it is compared absolutely, to ``fd_atol * S`` (five times the rounding
-#: error). float32 runs are never finite-differenced; they are
-#: compared with float64 (``rtol`` ~ 1e3 * eps32).
+#: Tolerances by dtype. float64: a central difference with eps = 1e-6 has a
+#: truncation error ~ eps**2 * f''' / 6, which is not always small: a strongly driven
+#: network gave f''' ~ 5e7 along decay_mem, a relative error of 1.7e-6 (a Hypothesis
+#: example). The differences with eps and 2 eps, combined as (4 D(eps) - D(2 eps)) / 3
+#: (Richardson), cancel that term and leave one of order eps**4 (that example: 4e-8,
+#: the rounding). The rounding error of one difference is ~ 2e-16 S / eps ~ 2e-10 S
+#: (about 1.4 times that for the combination), where S = max(1, |L|, max |logits|):
+#: L = logsumexp(m) - m_y is computed from logits of size max |m|, and its rounding is
+#: a fraction of their last digit, not of L's (logits of 18 gave L = 1.67 a rounding
+#: noise of 1.1e-15, 5 ulps of L). Agreement to 1e-6 relative leaves a wide margin
+#: while catching any wrong term (a missing term is typically 1e-2 relative or more).
+#: A component smaller than ``fd_atol / rtol`` (1e-3 S) is below what a finite
+#: difference resolves to 1e-6 relative, so it is compared absolutely, to
+#: ``fd_atol * S`` (five times the rounding error of one difference, 3.5 times that of
+#: the combination). float32 runs are never finite-differenced; they are compared with
+#: float64 (``rtol`` ~ 1e3 * eps32).
 TOLERANCES = {
     np.dtype(np.float64): dict(eps=1e-6, rtol=1e-6, fd_atol=1e-9, loss_rtol=1e-12),
     np.dtype(np.float32): dict(eps=None, rtol=5e-4, fd_atol=None, loss_rtol=1e-5),
@@ -159,8 +165,9 @@ def check_gradients(
         Parameters to check.
     mode : {"coordinate", "directions"}
         Every coordinate (tiny networks), or ``n_directions`` random unit directions
-        per field (the directional derivative ``g . u`` against
-        ``(L(p + eps u) - L(p - eps u)) / (2 eps)``).
+        per field (the directional derivative ``g . u`` against ``(4 D(eps) - D(2 eps))
+        / 3``, with ``D(h) = (L(p + h u) - L(p - h u)) / (2 h)``: Richardson extrapolation
+        of central differences, whose truncation error is then of order eps**4).
     eps : float
         Step; default from ``TOLERANCES``.
     rng : numpy.random.Generator
@@ -169,8 +176,8 @@ def check_gradients(
         The gradient under test, ``(params, x, labels, conventions) -> (loss, grads)``;
         default ``refsnn.loss_and_grad``.
 
-    Coordinates whose perturbation changes the spike raster (hard spikes only) are
-    skipped and counted in ``raster_changed``.
+    Coordinates whose perturbation (up to ``2 eps``) changes the spike raster (hard
+    spikes only) are skipped and counted in ``raster_changed``.
     """
     if mode not in ("coordinate", "directions"):
         raise ValueError(f"mode must be 'coordinate' or 'directions', got {mode!r}")
@@ -214,11 +221,15 @@ def check_gradients(
                 u = rng.standard_normal(a.shape)
                 perturbations.append(u / np.linalg.norm(u))
         for u in perturbations:
-            lp, lm = loss_at(name, eps * u), loss_at(name, -eps * u)
-            if lp is None or lm is None:
+            # central differences with steps eps and 2 eps, combined (Richardson) so
+            # that their eps**2 truncation terms cancel
+            losses = [loss_at(name, k * eps * u) for k in (1, -1, 2, -2)]
+            if any(v is None for v in losses):
                 changed += 1
                 continue
-            fds.append((lp - lm) / (2 * eps))
+            lp, lm, lp2, lm2 = losses
+            d1, d2 = (lp - lm) / (2 * eps), (lp2 - lm2) / (4 * eps)
+            fds.append((4 * d1 - d2) / 3)
             bps.append(float(np.sum(g * u)))
         fds_a, bps_a = np.array(fds), np.array(bps)
         diff = np.abs(fds_a - bps_a)
