@@ -60,10 +60,10 @@ adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``
 states of ``g_i``); that of the readout currents is kept for all states (C per state);
 no adjoint of size (batch, time, N) is allocated.
 
-The forward pass also finds the state of each readout maximum and gathers the logits
-there (the "max" reduction, Eq. (9), used again by (B3)), and both kernels count the
-non-finite values they write (states, gradients) as they write them, so that overflow
-is reported without another pass over the arrays.
+The forward pass also finds the state of each readout maximum and its value, the
+logits of the "max" reduction (Eq. (9); the state is used again by (B3)), and both
+kernels flag the non-finite values they write (states, gradients) as they write them,
+so that overflow is reported without another pass over the arrays.
 
 All arithmetic runs in the dtype of the parameters (float32 or float64); a sum over
 an index runs in a fixed order, which is stated where it is not the natural one.
@@ -536,8 +536,8 @@ def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, ac
 
 @jit_noinline
 def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid,
-                   out, flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, lst,
-                   n_spk, acc, bad):
+                   out, flags, scale, seg, i, v, s, i_out, v_out, ckpt, counts, k_max, logits,
+                   lst, n_spk, acc, bad):
     """Eq. (1)-(8) for the samples b0 .. b1-1 in lockstep, state by state.
 
     A sample's states do not depend on the others' or on the group: the group only
@@ -549,10 +549,10 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
     BPTT. ``counts[b, 0]`` sums the spikes of states 0 .. K-1 (the regularisers, Eq.
     (11)), ``counts[b, 1]`` those that drive a readout update (the "count" reduction).
     For the "max" reduction, ``k_max[b, c]`` is the first recorded state at which
-    ``v_out[b, :, c]`` is largest (``argmax``). ``lst`` (B, N), ``n_spk`` (B,) and
-    ``acc`` (B, chunk columns) are scratch; ``bad[b]`` counts the non-finite states of
-    i_out and v_out, and the updates that made a non-finite i or v (zero when all are
-    finite).
+    ``v_out[b, :, c]`` is largest (``argmax``) and ``logits[b, c]`` its value (Eq. (9)).
+    ``lst`` (B, N), ``n_spk`` (B,) and ``acc`` (B, chunk columns) are scratch;
+    ``bad[b]`` flags (0 or 1) non-finite states of i_out and of v_out, and counts the
+    updates that made a non-finite i or v (all zero when every state is finite).
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -612,7 +612,7 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
         _hidden_update(b0, b1, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
                        s, acc, bad)
     for b in range(b0, b1):
-        _readout_forward(b, out, flags, i_out, v_out, k_max, bad)
+        _readout_forward(b, out, flags, i_out, v_out, k_max, logits, bad)
 
 
 @jit_noinline
@@ -672,32 +672,41 @@ def _hidden_update(b0, b1, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, 
 
 
 @jit_noinline
-def _readout_forward(b, out, flags, i_out, v_out, k_max, bad):
-    """Eq. (7)-(8) for sample b, once its spike terms are parked; the "max" of Eq. (9)."""
+def _readout_forward(b, out, flags, i_out, v_out, k_max, logits, bad):
+    """Eq. (7)-(8) for sample b, once its spike terms are parked; the "max" of Eq. (9).
+
+    For the "max" reduction, ``k_max[b, c]`` receives the first recorded state at which
+    ``v_out[b, :, c]`` is largest and ``logits[b, c]`` that value, tracked as the states
+    are visited (a select, not a gather of ``v_out[b, k_max[b, c], c]``). The overflow
+    tests are flags, as in ``_hidden_update``: an int64 count had the loops run on half
+    vectors (the readout 14 to 10 us per sample alone).
+    """
     K = i_out.shape[1] - 1
     C = i_out.shape[2]
     new = flags[F_NEW] == 1
-    bad_io = 0
-    bad_vo = 0
+    bad_io = False
+    bad_vo = False
     for t in range(K):
         for c in range(C):  # Eq. (7): the leak plus the parked spike term
             i_out[b, t + 1, c] = out[O_DECAY_SYN, c] * i_out[b, t, c] + i_out[b, t + 1, c]
-            bad_io += i_out[b, t + 1, c] - i_out[b, t + 1, c] != 0
+            bad_io |= i_out[b, t + 1, c] - i_out[b, t + 1, c] != 0
         td = t + 1 if new else t
         for c in range(C):  # Eq. (8)
             v_out[b, t + 1, c] = (out[O_DECAY_MEM, c] * v_out[b, t, c]
                                   + out[O_G, c] * i_out[b, td, c])
-            bad_vo += v_out[b, t + 1, c] - v_out[b, t + 1, c] != 0
+            bad_vo |= v_out[b, t + 1, c] - v_out[b, t + 1, c] != 0
     bad[b, BAD_I_OUT] = bad_io
     bad[b, BAD_V_OUT] = bad_vo
     if flags[F_REDUCTION] == RED_MAX:  # Eq. (9): the first largest recorded state
         k0 = flags[F_WIN_START]
         for c in range(C):
             k_max[b, c] = k0
+            logits[b, c] = v_out[b, k0, c]
         for t in range(k0 + 1, K + 1):
-            for c in range(C):
-                if v_out[b, t, c] > v_out[b, k_max[b, c], c]:
-                    k_max[b, c] = t
+            for c in range(C):  # a select, not a branch, so that the loop vectorises
+                later = v_out[b, t, c] > logits[b, c]
+                logits[b, c] = v_out[b, t, c] if later else logits[b, c]
+                k_max[b, c] = t if later else k_max[b, c]
 
 
 @pjit
@@ -716,11 +725,7 @@ def forward_kernel(x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch, hid, o
         b0 = grp * group
         _forward_group(b0, min(b0 + group, B), x, masks, general, ev_ptr, ev_idx, ev_val,
                        w_in, w_ch, hid, out, flags, scale, seg, i, v, s, i_out, v_out, ckpt,
-                       counts, k_max, lst, n_spk, acc, bad)
-    if flags[F_REDUCTION] == RED_MAX:
-        for b in range(B):
-            for c in range(logits.shape[1]):
-                logits[b, c] = v_out[b, k_max[b, c], c]
+                       counts, k_max, logits, lst, n_spk, acc, bad)
     n_bad = 0
     for b in range(B):
         for q in range(4):
