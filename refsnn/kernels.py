@@ -1174,6 +1174,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
             t_hi = min(t + n_grad, (c + 1) * seg, K + 1)
             _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,
                                bits, g_w_spk, flags[F_SPIKE] != SPIKE_SIGMOID)
+        # (B7) at state t: every use of s[t] has sent its adjoint
         _surrogate_step(b0, b1, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
         if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
             _input_weight_grad(grp, b0, b1, t, min(t + win, K), ev_ptr, ev_idx, ev_val,
