@@ -52,13 +52,16 @@ per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j. For (B1
 ``SPIKE_GRAD_STATES``, ``spike_grad_states``) each neuron's spikes in them (the bits of
 an integer) are added to its gradient row a chunk of columns at a time, with the
 chunk's sums in registers (``_spike_weight_grad``).
-(B12) adds ``x g_i[t + 1]`` to the rows of the active inputs, event by event. The
-weight gradients are summed per task, each entry in a fixed order, and the task sums
-are added in task order (the per-neuron gradients in sample order), so results are
-bitwise identical for any thread count. The
-adjoint of the hidden currents lives in a ring buffer (a window of (B12) plus ``d + 1``
-states of ``g_i``); that of the readout currents is kept for all states (C per state);
-no adjoint of size (batch, time, N) is allocated.
+The adjoint of the hidden currents is summed in a ring buffer of ``d + 2`` states;
+once ``g_i[t + 1]`` is complete, the sweep has read ``i[t + 1]`` for the last time, and
+``g_i[t + 1]`` takes its place in the array ``i``. After the sweep, (B12) adds
+``x g_i[t + 1]`` to the rows of the active inputs (``_input_weight_grad``: a sample's
+events sorted by input, each row's sums in registers). The weight gradients are summed
+per task, each entry in a fixed order, and the task sums are added in task order (the
+per-neuron gradients in sample order), so results are bitwise identical for any thread
+count. The adjoint of the readout currents is kept for all states (C per state); no
+adjoint of size (batch, time, N) is allocated: ``g_i`` reuses the currents' array, which
+BPTT overwrites.
 
 The forward pass also finds the state of each readout maximum and its value, the
 logits of the "max" reduction (Eq. (9); the state is used again by (B3)), and both
@@ -133,6 +136,8 @@ GROUP = 8
 GROUP_SHIFT = 3  # GROUP == 2**GROUP_SHIFT
 #: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``)
 CHUNK_VECTORS = 5
+#: 32-byte vectors of columns per call of ``fma_rows`` in (B12)
+INPUT_GRAD_VECTORS = 8
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
 #: (``_spike_weight_grad``): 80 columns in float32, 40 in float64
 SPIKE_GRAD_VECTORS = 10
@@ -991,26 +996,73 @@ def _matvec_one(w_t, x, b, y):
 
 
 @jit_noinline
-def _input_weight_grad(grp, b0, b1, t0, t1, ev_ptr, ev_idx, ev_val, ring_i, g_w_in):
-    """(B12) for the updates t0 .. t1-1 of samples b0 .. b1-1: ``dL/dw_in[m] += x g_i[t+1]``.
+def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, first, order):
+    """(B12) for samples b0 .. b1-1: ``dL/dw_in[m] += x g_i[t + 1]``, into ``g_w_in[grp]``.
 
-    Event by event, in their order (samples ascending, then updates, then inputs), each
-    adding its value times ``g_i[t + 1]`` (ring row ``(t + 1) % R``, in the first-level
-    cache for the events of its step) to its row of ``g_w_in[grp]``. (Sorting a window's
-    events by input row first, so that a row shared by two events is loaded once, cost
-    more than it saved: 0.6 ms of 16 in the target case.)
+    Runs once the sweep is done, with ``g_i[b, t]`` (B, K+1, N) the adjoint of every
+    hidden current (``_backward_group`` leaves it in the array that held the currents).
+    ``g_w_in[grp]`` is zeroed, then each sample's events add their terms, samples
+    ascending, so that every entry is the sum of its terms in the order (samples, then
+    updates) ascending. A sample whose events are all 1 (spike input) runs input by
+    input: its events sorted by input (a counting sort; ``first`` (tasks, n_in + 1)
+    and ``order`` (tasks, the most events of a sample) are scratch), each row of
+    ``g_w_in[grp]`` adds the sample's rows of ``g_i`` with the sums in registers
+    (``fma_rows``, ``INPUT_GRAD_VECTORS`` vectors of columns at a time) and is loaded
+    and stored once per sample, not once per event. Another sample adds its events one
+    by one, ``x`` times the row of ``g_i``: the same bits when x is 1.
+
+    Run within the sweep, a window of states at a time, the rows of ``g_w_in[grp]``
+    were evicted by the sweep's other arrays between windows, and (B12) took a fifth of
+    BPTT; event by event after the sweep it still stored a row per event.
     """
-    K = (ev_ptr.shape[0] - 1) // ring_i.shape[0]
-    N = g_w_in.shape[2]
-    R = ring_i.shape[1]
+    n_in, N = g_w_in.shape[1], g_w_in.shape[2]
+    run = INPUT_GRAD_VECTORS * 32 // g_w_in.itemsize  # columns per call of fma_rows
+    n_run = N - N % run
+    L = order.shape[1]
+    g_flat = g_i.reshape(-1)
+    for m in range(n_in):
+        for n in range(N):
+            g_w_in[grp, m, n] = 0
     for b in range(b0, b1):
-        for t in range(t0, t1):
-            r = (t + 1) % R
+        e0, e1 = ev_ptr[b * K], ev_ptr[(b + 1) * K]
+        binary = True
+        for e in range(e0, e1):
+            binary &= ev_val[e] == 1
+        if not binary:
+            for t in range(K):
+                for e in range(ev_ptr[b * K + t], ev_ptr[b * K + t + 1]):
+                    m = ev_idx[e]
+                    val = ev_val[e]
+                    for n in range(N):
+                        g_w_in[grp, m, n] += val * g_i[b, t + 1, n]
+            continue
+        # the sample's events by input, updates ascending: ``order`` holds the flat row
+        # of g_i[b, t + 1]; after the fill, input m's run ends at ``first[grp, m]``
+        for m in range(n_in + 1):
+            first[grp, m] = 0
+        for e in range(e0, e1):
+            first[grp, ev_idx[e] + 1] += 1
+        for m in range(n_in):
+            first[grp, m + 1] += first[grp, m]
+        for t in range(K):
+            row = b * (K + 1) + t + 1
             for e in range(ev_ptr[b * K + t], ev_ptr[b * K + t + 1]):
                 m = ev_idx[e]
-                val = ev_val[e]
-                for n in range(N):
-                    g_w_in[grp, m, n] += val * ring_i[b, r, n]
+                order[grp, first[grp, m]] = row
+                first[grp, m] += 1
+        lo = 0
+        for m in range(n_in):
+            hi = first[grp, m]
+            if hi > lo:
+                base = (grp * n_in + m) * N
+                for n0 in range(0, n_run, run):
+                    fma_rows(g_w_in, base + n0, g_i, n0, order, grp * L + lo, grp * L + hi,
+                             None, 0, 0, INPUT_GRAD_VECTORS)
+                for k in range(lo, hi):
+                    at = order[grp, k] * N
+                    for n in range(n_run, N):
+                        g_w_in[grp, m, n] += g_flat[at + n]
+            lo = hi
 
 
 @jit_noinline
@@ -1087,20 +1139,23 @@ def _surrogate_step(b0, b1, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_h
 def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx,
                     ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
                     g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next,
-                    g_s, g_vo, bits):
+                    g_s, g_vo, bits, first, order):
     """Eq. (B3)-(B13) for the samples b0 .. b1-1 in lockstep, state K down to 0.
 
     Per sample: ``g_hid`` (B, 5, N), ``g_out`` (B, 2, C). Per task ``grp``: the weight
     gradients ``g_w_in[grp]`` (n_in, N) and ``g_w_spk[grp]`` (N, chunks x chunk columns,
-    the first N + C used; see ``_spike_weight_grad``). Scratch:
-    ``ring_i`` (B, win + d + 1, N) (g_i of a window of ``win`` states and the d above),
+    the first N + C used; see ``_spike_weight_grad``). ``i`` (B, K+1, N), the currents,
+    is overwritten: ``i[b, t]`` becomes ``g_i[t]`` for t = 1 .. K once the sweep is past
+    its last use, and (B12) runs on it after the sweep. Scratch:
+    ``ring_i`` (B, d + 2, N) (the g_i being summed, states t .. t + d + 1),
     ``g_io`` (K + 1, B, C) (g_i_out, from ``_readout_backward``; state-major, so that the
     sweep reads the task's rows of a state as one descending stream), ``seg_v`` (B, seg, N),
     ``seg_s`` (seg, B, N), ``v_row`` (B, N) (for ``_recompute_segment``), ``g_spk``
     (seg, B, chunks x chunk columns of (B13); zero past N + C: the adjoint the spikes of
     each state of the segment see),
     ``g_v``, ``g_v_next``, ``g_s`` (B, N) (the adjoints of v[t] through Eq. (4)-(5), of
-    v[t + 1], and of s[t]), ``g_vo`` (B, C); ``bits`` (tasks, N) int64 for (B13).
+    v[t + 1], and of s[t]), ``g_vo`` (B, C); ``bits`` (tasks, N) int64 for (B13);
+    ``first``, ``order`` for (B12) (``_input_weight_grad``).
     """
     K = i.shape[1] - 1
     N = i.shape[2]
@@ -1108,11 +1163,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
     d = flags[F_REC_DELAY]
     r_delay = flags[F_OUT_DELAY]
     R = ring_i.shape[1]
-    win = R - d - 1  # updates per window of (B12)
     n_grad = spike_grad_states(g_spk.shape[2] * g_spk.itemsize)  # states per pass of (B13)
-    for m in range(g_w_in.shape[1]):
-        for n in range(N):
-            g_w_in[grp, m, n] = 0
     for j in range(N):
         for m in range(g_w_spk.shape[2]):
             g_w_spk[grp, j, m] = 0
@@ -1176,9 +1227,12 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
                                bits, g_w_spk, flags[F_SPIKE] != SPIKE_SIGMOID)
         # (B7) at state t: every use of s[t] has sent its adjoint
         _surrogate_step(b0, b1, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid)
-        if t % win == 0 and t < K:  # (B12) for a window of updates: their g_i are complete
-            _input_weight_grad(grp, b0, b1, t, min(t + win, K), ev_ptr, ev_idx, ev_val,
-                               ring_i, g_w_in)
+        if t < K:  # g_i[t + 1] is complete and i[t + 1] read for the last time
+            r1 = (t + 1) % R
+            for b in range(b0, b1):
+                for n in range(N):
+                    i[b, t + 1, n] = ring_i[b, r1, n]
+    _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, i, g_w_in, first, order)
 
 
 @jit
@@ -1203,7 +1257,8 @@ def _add_up(parts, j, lo, hi, out, r):
 def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
                     i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
                     g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
-                    g_vo, bits, sum_w_in, sum_w_rec, sum_w_out, sum_hid, sum_out):
+                    g_vo, bits, first, order, sum_w_in, sum_w_rec, sum_w_out, sum_hid,
+                    sum_out):
     """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
 
     See ``_backward_group``. Then the weight gradients of the tasks are added in task
@@ -1219,7 +1274,8 @@ def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_id
         _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
-                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, bits)
+                        seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, bits, first,
+                        order)
     N = sum_w_rec.shape[0]
     C = sum_w_out.shape[1]
     bad_in = 0

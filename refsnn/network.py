@@ -187,10 +187,6 @@ def _flags(conv: Conventions) -> np.ndarray:
     return flags
 
 
-#: segments per window of the input-weight gradient (B12) in BPTT
-WINDOW_SEGMENTS = 1
-
-
 def _segment(K: int) -> int:
     """Return the states per checkpoint of the hidden membrane kept for BPTT.
 
@@ -428,22 +424,23 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     seg = st["seg"]
     n_tasks = -(-B // kn.GROUP)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
-    win = WINDOW_SEGMENTS * seg  # (B12) runs on windows of ``win`` updates
     # the returned gradients apart from the work arrays, which are not kept
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
         ((p.n_in, N), dt), ((N, N), dt), ((N, C), dt), ((5, N), dt), ((2, C), dt))
+    ptr, ev_idx, ev_val = st["events"]
+    most_events = int(np.diff(ptr[::K]).max())  # of a sample: (B12) sorts them by input
     (g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
-     g_spk, g_v, g_v_next, g_s, g_vo, bits) = kn.carve(
+     g_spk, g_v, g_v_next, g_s, g_vo, bits, first, order) = kn.carve(
         ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
-        ((n_tasks, N, grad_cols), dt), ((B, win + conv.recurrent_delay + 1, N), dt),
+        ((n_tasks, N, grad_cols), dt), ((B, conv.recurrent_delay + 2, N), dt),
         ((K + 1, B, C), dt), ((B, seg, N), dt), ((seg, B, N), dt), ((B, N), dt),
         ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, N), dt), ((B, C), dt),
-        ((n_tasks, N), np.int64),
+        ((n_tasks, N), np.int64), ((n_tasks, p.n_in + 1), np.int64),
+        ((n_tasks, most_events), np.int64),
     )
     g_hid.fill(0)
     g_out.fill(0)
     g_spk[:, :, N + C:] = 0  # the kernel writes the first N + C columns of every state
-    ptr, ev_idx, ev_val = st["events"]
     # the weight gradients (B12)-(B13) summed over the tasks in task order, the per-neuron
     # ones over the batch in sample order: by the kernel, which counts non-finite sums
     n_bad = kn.backward_kernel(
@@ -451,7 +448,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo,
-        bits, g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum,
+        bits, first, order, g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum,
     )
     grads = Params(
         w_in=g_w_in, w_rec=g_w_rec, w_out=g_w_out,

@@ -104,3 +104,33 @@ def test_spike_weight_grad_in_shorter_passes(n_hidden, states):
     case = Case(p, x, rng.integers(0, 3, 9), refsnn.Conventions.preset("paper"), n_hidden)
     assert refsnn.forward(p, x, case.conventions).spikes.mean() > 0.05  # the layer fires
     assert_matches_oracle(case)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_weight_grad_sums_each_entry_in_event_order(dtype):
+    """(B12) of a task equals, bit for bit, its definition summed event by event in order
+    (samples, updates, inputs ascending), ``g[m] += x * g_i[b, t + 1]``: a sample of
+    spike input (sorted by input, sums in registers), one of graded input (event by
+    event), one without events; N = 70 has whole runs of columns and a tail."""
+    from refsnn import kernels
+
+    rng = np.random.default_rng(11)
+    B, K, n_in, N = 3, 40, 50, 70
+    x = (rng.random((B, K, n_in)) < 0.1).astype(dtype)
+    x[1] *= rng.integers(1, 4, (K, n_in)).astype(dtype)  # graded values
+    x[1, 0, 0] = 1.5  # surely one value other than 1
+    x[2] = 0  # no events
+    ptr = np.zeros(B * K + 1, np.int64)
+    ptr[1:] = np.cumsum(np.count_nonzero(x, axis=2).ravel())
+    b_, t_, m_ = np.nonzero(x)  # (samples, steps, inputs) ascending: the event order
+    ev_idx, ev_val = m_.astype(np.int32), x[b_, t_, m_]
+    g_i = rng.standard_normal((B, K + 1, N)).astype(dtype)
+    most = int(np.diff(ptr[::K]).max())
+    got = np.full((2, n_in, N), np.nan, dtype)  # task 1; row 0 is another task's
+    first, order = np.empty((2, n_in + 1), np.int64), np.empty((2, most), np.int64)
+    kernels._input_weight_grad(1, 0, B, K, ptr, ev_idx, ev_val, g_i, got, first, order)
+    want = np.zeros((n_in, N), dtype)
+    for b, t, m in zip(b_, t_, m_, strict=True):
+        want[m] += x[b, t, m] * g_i[b, t + 1]
+    assert np.array_equal(got[1], want)
+    assert np.isnan(got[0]).all()
