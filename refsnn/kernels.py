@@ -357,7 +357,8 @@ def scan_input(x, K, ptr, masks, general):
     ``general[b*K + t] = 1`` when some input of the step is neither 0 nor 1 (else 0:
     the events of the step are all 1, the common case of spike input, and
     ``_fill_events`` then need not read ``x`` again). Returns the number of inf and NaN
-    entries of all of ``x``. Each row is tested 32 entries at a time
+    entries of all of ``x``, and the most events of a sample (for the scratch of
+    ``_input_weight_grad``). Each row is tested 32 entries at a time
     (``refsnn._intrinsics``); the last ``n_in % 32`` as the row's last 32 entries, whose
     results are shifted past the entries already tested (a row shorter than 32 one entry
     at a time). Non-finite entries are counted only in blocks with entries other than 0
@@ -404,7 +405,10 @@ def scan_input(x, K, ptr, masks, general):
     ptr[0] = 0
     for k in range(B * K):
         ptr[k + 1] += ptr[k]
-    return bad
+    most = 0
+    for b in range(B):
+        most = max(most, ptr[(b + 1) * K] - ptr[b * K])
+    return bad, most
 
 
 @jit_noinline

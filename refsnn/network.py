@@ -10,6 +10,7 @@ The dtype of the parameters (float32 or float64) decides the arithmetic.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numba
@@ -72,10 +73,10 @@ def _check_conventions(conventions) -> Conventions:
 def _check_x(params: Params, x, conv: Conventions):
     """Check the input; return it C-contiguous, with ``scan``: where its nonzero entries are.
 
-    ``scan = (ptr, masks, general)`` from ``refsnn.kernels.scan_input`` (where each
-    step's events will start, the nonzero inputs per step as bits, and whether a step
-    has values other than 0 and 1), which also finds non-finite values;
-    ``_run_forward`` uses it.
+    ``scan = (ptr, masks, general, most)`` from ``refsnn.kernels.scan_input`` (where
+    each step's events will start, the nonzero inputs per step as bits, whether a step
+    has values other than 0 and 1, and the most events of a sample), which also finds
+    non-finite values; ``_run_forward`` uses it.
     """
     if not isinstance(x, np.ndarray):
         raise ValueError(f"x must be a numpy array (batch, time, n_in), got {type(x).__name__}")
@@ -104,13 +105,14 @@ def _check_x(params: Params, x, conv: Conventions):
     # ptr apart: BPTT keeps it, not the masks
     ptr = np.empty(B * K + 1, np.int64)
     masks, general = kn.carve(((B, K, -(-n_in // 32)), np.uint32), ((B * K,), np.uint8))
-    if kn.scan_input(x, K, ptr, masks, general) > 0:
+    n_bad, most = kn.scan_input(x, K, ptr, masks, general)
+    if n_bad > 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"x contains a non-finite value {x[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
             "; inputs must be finite"
         )
-    return x, (ptr, masks, general)
+    return x, (ptr, masks, general, most)
 
 
 def _check_labels(labels, batch: int, n_classes: int) -> np.ndarray:
@@ -217,7 +219,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     N, C = p.n_hidden, p.n_out
     dt = p.dtype
     hid, out, flags = _pack(p, conv)
-    ptr, masks, general = scan
+    ptr, masks, general, most = scan
     n_ev = int(ptr[-1])
     seg = _segment(K)
     names = ("i", "v", "s", "i_out", "v_out", "ckpt", "counts", "k_max", "logits")
@@ -259,7 +261,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
                     "or use float64 parameters"
                 ) from None
     st.update(K=K, seg=seg, hid=hid, out=out, flags=flags, w_spk_t=w_spk_t, w_spk_p=w_spk_p,
-              events=(ptr, ev_idx, ev_val))
+              events=(ptr, ev_idx, ev_val), most_events=most)
     return st
 
 
@@ -326,7 +328,7 @@ def _regularisers(count: np.ndarray, T: int, conv: Conventions):
 
 
 def _finite_loss(value: float) -> float:
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise FloatingPointError(
             f"the loss is {value}: the network's states overflowed. Reduce the weights or the "
             "input rate, or use float64 parameters"
@@ -428,7 +430,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
         ((p.n_in, N), dt), ((N, N), dt), ((N, C), dt), ((5, N), dt), ((2, C), dt))
     ptr, ev_idx, ev_val = st["events"]
-    most_events = int(np.diff(ptr[::K]).max())  # of a sample: (B12) sorts them by input
+    most_events = st["most_events"]  # of a sample: (B12) sorts them by input
     (g_hid, g_out, g_w_in_tasks, g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row,
      g_spk, g_v, g_v_next, g_s, g_vo, bits, first, order) = kn.carve(
         ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),

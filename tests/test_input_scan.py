@@ -80,10 +80,11 @@ def test_scan_input_equals_numpy(dtype, n_in, skip_last):
     masks = np.empty((B, K, -(-n_in // 32)), np.uint32)
     general = np.empty(B * K, np.uint8)
     with np.errstate(invalid="ignore"):
-        bad = kn.scan_input(x, K, ptr, masks, general)
+        bad, most = kn.scan_input(x, K, ptr, masks, general)
         nonzero = x[:, :K] != 0
         other = nonzero & (x[:, :K] != 1)
     assert bad == np.count_nonzero(~np.isfinite(x))
+    assert most == nonzero.sum(axis=(1, 2)).max()
     np.testing.assert_array_equal(ptr, np.r_[0, np.cumsum(nonzero.sum(axis=2).ravel())])
     np.testing.assert_array_equal(general, other.any(axis=2).ravel())
     padded = np.zeros((B, K, masks.shape[2] * 32), bool)
