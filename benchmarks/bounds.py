@@ -22,8 +22,12 @@ case's own shapes and counts (taken from its forward pass):
 - ``update dw_spk``: a row of the weight gradient ``dL/d[w_rec | w_out]`` read, added
   to and written back (B13); once per task, window of ``grad_states`` states and
   neuron that spikes in it (refsnn sums the window's spikes of a neuron in registers).
-- ``update dw_in``: the same for ``dL/dw_in`` (B12): once per input event (refsnn
-  adds each event to its row in the events' order, ascending within a step).
+- ``gather g_i``: in B12 an input event adds its sample's adjoint row ``g_i[t + 1]``
+  (N floats, one of the sample's K + 1) to its input's sum, the sum cleared every
+  "events per sample and input" rows; once per input event (refsnn sorts a sample's
+  events by input and sums each input's rows in registers).
+- ``update dw_in``: the same as ``update dw_spk`` for ``dL/dw_in`` (B12): once per
+  sample and input with an event, rows ascending within a sample.
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
   refsnn's own ``_matvec_quad`` (four samples per pass of the weights, register
   tiles of fused multiply-adds) in a loop.
@@ -155,8 +159,11 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     n_windows = int(grad_passes(K + 1, seg, states)[-1]) + 1
     n_spikes, n_events = int(s.sum()), int(active.sum())
     spike_updates = spike_row_updates(s, seg, states)
+    input_updates = int(active.any(axis=1).sum())  # B12: a row per sample and input
     return dict(spikes=n_spikes, input_events=n_events, spike_updates=spike_updates,
-                input_updates=n_events, spikes_per_state=n_spikes / (B * int(drive.sum())),
+                input_updates=input_updates,
+                events_per_update=n_events / max(input_updates, 1),
+                spikes_per_state=n_spikes / (B * int(drive.sum())),
                 events_per_state=n_events / (B * K),
                 spike_updates_per_window=spike_updates / (n_tasks * n_windows),
                 spikes_per_update=n_spikes / max(spike_updates, 1), grad_states=states, K=K,
@@ -203,9 +210,15 @@ def measure(case: bench.Case, threads: int, repeats: int, seed: int = 0) -> dict
     per = max(1, round(c["spikes_per_update"]))
     price("gather g_spk", c["spikes"], _best(gather_rows, g_win, rows, per,
                                              kernels.zeros(N + C, dt), repeats=repeats) / sample)
+    # B12: an input event adds its sample's adjoint row, ascending within an input
+    per = max(1, round(c["events_per_update"]))
+    g_i = kernels.aligned(rng.standard_normal((c["K"] + 1, N)).astype(dt))
+    rows = rows_of(c["K"] + 1, sample, per)
+    price("gather g_i", c["input_events"], _best(gather_rows, g_i, rows, per,
+                                                 kernels.zeros(N, dt), repeats=repeats) / sample)
     for name, shape, n, run in (
             ("update dw_spk", (N, N + C), c["spike_updates"], c["spike_updates_per_window"]),
-            ("update dw_in", (n_in, N), c["input_updates"], c["events_per_state"])):
+            ("update dw_in", (n_in, N), c["input_updates"], c["input_updates"] / case.batch)):
         g_w = kernels.zeros(shape, dt)
         g = kernels.aligned(rng.standard_normal((kernels.GROUP, shape[1])).astype(dt))
         rows = rows_of(shape[0], sample, run)
