@@ -1,4 +1,4 @@
-"""Golden vectors: regeneration is bit-identical, and refsnn's kernels reproduce them."""
+"""Golden vectors: regeneration reproduces the stored files, and refsnn's kernels reproduce them."""
 
 import json
 
@@ -12,12 +12,51 @@ from validation.golden.generate import GRID, generate
 from validation.gradcheck import relative_error
 
 
-def test_regeneration_is_bit_identical(tmp_path):
-    files = generate(tmp_path)
+def _same_within(a, b, rel, where):
+    """Assert that the JSON values ``a`` and ``b`` agree: floats to ``rel``, the rest exactly."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=rel), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same_within(a[k], b[k], rel, f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for k, (u, v) in enumerate(zip(a, b, strict=True)):
+            _same_within(u, v, rel, f"{where}[{k}]")
+    else:
+        assert a == b, where
+
+
+def test_regeneration_reproduces_the_stored_files(tmp_path):
+    """The generator writes the same bytes every time (two runs here); and the stored files:
+    byte for byte where this machine's NumPy rounds as the generating machine's did, else
+    every number within 1e-12 of its array's largest entry (the oracle's matrix products
+    may round differently on another CPU: docs/validation.md). Seen on a machine with
+    AVX-512: the differences were below 3e-16 of that entry."""
+    files = generate(tmp_path / "a")
+    again = generate(tmp_path / "b")
+    assert [f.name for f in again] == [f.name for f in files]
+    for f, g in zip(files, again, strict=True):
+        assert f.read_bytes() == g.read_bytes(), f.name
     stored = sorted(p.name for p in golden.FOLDER.iterdir())
     assert sorted(f.name for f in files) == stored
     for f in files:
-        assert f.read_bytes() == (golden.FOLDER / f.name).read_bytes(), f.name
+        want = golden.FOLDER / f.name
+        if f.read_bytes() == want.read_bytes():
+            continue
+        if f.suffix == ".json":
+            _same_within(json.loads(f.read_text()), json.loads(want.read_text()), 1e-12, f.name)
+            continue
+        got, exp = np.load(f), np.load(want)
+        assert got.files == exp.files, f.name
+        for k in got.files:
+            a, b = got[k], exp[k]
+            assert (a.dtype, a.shape) == (b.dtype, b.shape), (f.name, k)
+            if a.dtype.kind == "f":
+                assert relative_error(a, b) <= 1e-12, (f.name, k, relative_error(a, b))
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{f.name} {k}")
 
 
 def test_folder_is_small_and_the_manifest_describes_every_file():
