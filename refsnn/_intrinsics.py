@@ -156,6 +156,35 @@ def _trailing_zeros(typingctx, v):
     return types.int64(v), codegen
 
 
+def _py_add_events(dst, d0, src, s0, at, vals, e0, e1, nvec):
+    flat, at = dst.reshape(-1), at.reshape(-1)
+    rows = src.reshape(-1, src.shape[-1])
+    one = dst.dtype.type(1)
+
+    def term(k, col):  # vals[k] * src[at[k], s0 + col], rounded
+        v = one if vals is None else vals.reshape(-1)[k]
+        return v * rows[at[k], s0 + col]
+
+    for col in range(nvec * 32 // dst.itemsize):
+        acc, e = flat[d0 + col], e0
+        while e + 4 <= e1:
+            acc += (term(e, col) + term(e + 1, col)) + (term(e + 2, col) + term(e + 3, col))
+            e += 4
+        while e < e1:
+            acc += term(e, col)
+            e += 1
+        flat[d0 + col] = acc
+
+
+def _py_store_set_bits(dst, at, mask, base):
+    flat, mask, c = dst.reshape(-1), int(mask) & 0xFFFFFFFF, 0
+    for k in range(32):
+        if mask >> k & 1:
+            flat[at + c] = base + k
+            c += 1
+    return c
+
+
 def _py_fma(a, b, c):
     """Return ``a * b + c`` rounded once to the dtype of ``a`` (to nearest, ties to even)."""
     dt = np.asarray(a).dtype
@@ -218,71 +247,102 @@ def _py_fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec
     _py_fma_rows(dst, d0, src, s0, np.array(rows, np.int64), 0, len(rows), coef, c0, cs, nvec)
 
 
-class _Vectors:
-    """IR for one 256-bit vector of ``dtype``: loads, broadcasts, fma, sums in registers.
+def _host_vector_bytes() -> int:
+    """Bytes of the widest float vector the kernels are compiled for: 64 with AVX-512, else 32.
 
-    The sums are ``alloca`` slots, which LLVM's mem2reg keeps in registers.
+    The features are those Numba compiles for (``NUMBA_CPU_FEATURES``, else the host's).
+    """
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        features = llvm.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+#: bytes of the vectors the intrinsics compute in: 64 (512-bit) where the machine has
+#: AVX-512, else 32 (256-bit). The results do not depend on it (every lane is its own
+#: chain of operations); the speed does: a 512-bit vector does twice the work per load
+#: and per multiply-add.
+VECTOR_BYTES = _host_vector_bytes()
+
+
+class _Vectors:
+    """IR for float vectors of ``dtype``: loads, broadcasts, fma, sums in registers.
+
+    A run of ``n`` 32-byte vectors (the unit of ``nvec``) is computed in vectors of
+    ``VECTOR_BYTES``, the last one narrower where ``n`` is odd (``run``). The sums are
+    ``alloca`` slots, which LLVM's mem2reg keeps in registers.
     """
 
     def __init__(self, context, builder, dtype):
         self.builder = builder
         self.intp = context.get_value_type(types.intp)
         self.align = dtype.bitwidth // 8
-        self.lanes = 32 // self.align
-        fty = context.get_data_type(dtype)
-        self.vecty = ir.VectorType(fty, self.lanes)
-        self.fma_fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(self.vecty, [self.vecty] * 3),
-            _fma_name(fty, self.lanes))
+        self.unit = 32 // self.align  # lanes of a 32-byte vector
+        self.fty = context.get_data_type(dtype)
 
     def const(self, k):
         return ir.Constant(self.intp, k)
 
-    def load(self, data, idx):
+    def run(self, n_units):
+        """Return ``(offset, vector type)`` covering ``n_units`` 32-byte vectors."""
+        per = VECTOR_BYTES // 32
+        parts, h = [], 0
+        while h < n_units:
+            units = min(per, n_units - h)
+            parts.append((h * self.unit, ir.VectorType(self.fty, units * self.unit)))
+            h += units
+        return parts
+
+    def load(self, data, idx, vecty):
         """Load the vector at flat element ``idx`` of ``data`` (unaligned)."""
-        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), self.vecty.as_pointer())
+        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
         return self.builder.load(ptr, align=self.align)
 
-    def splat(self, scalar):
+    def splat(self, scalar, vecty):
         """Return a vector with every lane ``scalar``."""
-        undef = ir.Constant(self.vecty, ir.Undefined)
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        undef = ir.Constant(vecty, ir.Undefined)
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), vecty.count), [0] * vecty.count)
         first = self.builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
         return self.builder.shuffle_vector(first, undef, zeros)
 
-    def sums(self, data, indices):
-        """Return slots holding the vectors of ``data`` at the flat ``indices``."""
+    def sums(self, data, base, run):
+        """Return slots ``(offset, type, slot)`` holding the vectors of ``run`` at ``base``."""
         slots = []
-        for idx in indices:
-            slot = cgutils.alloca_once(self.builder, self.vecty)
-            self.builder.store(self.load(data, idx), slot)
-            slots.append(slot)
+        for off, vecty in run:
+            slot = cgutils.alloca_once(self.builder, vecty)
+            self.builder.store(self.load(data, self.builder.add(base, self.const(off)), vecty),
+                               slot)
+            slots.append((off, vecty, slot))
         return slots
 
     def fma(self, slot, a, b):
         """``slot = fma(a, b, slot)``."""
-        self.builder.store(self.builder.call(self.fma_fn, [a, b, self.builder.load(slot)]),
-                           slot)
-
-    def fma_row(self, slots, scale, data, start):
-        """``slot h = fma(scale, data[start + h lanes ...], slot h)`` for each slot."""
-        sv = self.splat(scale)
-        for h, slot in enumerate(slots):
-            self.fma(slot, sv, self.load(data, self.builder.add(start, self.const(h * self.lanes))))
+        vecty = a.type
+        fn = cgutils.get_or_insert_function(
+            self.builder.module, ir.FunctionType(vecty, [vecty] * 3),
+            _fma_name(self.fty, vecty.count))
+        self.builder.store(self.builder.call(fn, [a, b, self.builder.load(slot)]), slot)
 
     def add_row(self, slots, scale, data, start):
-        """``fma_row``, or with ``scale`` None, ``slot h += data[start + h lanes ...]``."""
-        if scale is not None:
-            return self.fma_row(slots, scale, data, start)
-        for h, slot in enumerate(slots):
-            v = self.load(data, self.builder.add(start, self.const(h * self.lanes)))
-            self.builder.store(self.builder.fadd(self.builder.load(slot), v), slot)
-        return None
+        """Add ``scale * data[start + offset ...]`` (one fma) to each slot.
 
-    def store(self, data, indices, slots):
-        """Store the slots back to ``data`` at the flat ``indices``."""
-        for idx, slot in zip(indices, slots, strict=True):
-            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), self.vecty.as_pointer())
+        With ``scale`` None: ``slot += data[start + offset ...]``.
+        """
+        for off, vecty, slot in slots:
+            v = self.load(data, self.builder.add(start, self.const(off)), vecty)
+            if scale is None:
+                self.builder.store(self.builder.fadd(self.builder.load(slot), v), slot)
+            else:
+                self.fma(slot, self.splat(scale, vecty), v)
+
+    def store(self, data, base, slots):
+        """Store the slots back to ``data`` at ``base``."""
+        for off, vecty, slot in slots:
+            idx = self.builder.add(base, self.const(off))
+            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
             self.builder.store(self.builder.load(slot), ptr, align=self.align)
 
 
@@ -323,27 +383,28 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
         vec = _Vectors(context, builder, sig.args[0].dtype)
         b_ = context.cast(builder, args[3], sig.args[3], types.intp)
         p_ = context.cast(builder, args[4], sig.args[4], types.intp)
-        _, M, L = cgutils.unpack_tuple(builder, w.shape, 3)  # L = 2 lanes (the caller's)
+        _, M, L = cgutils.unpack_tuple(builder, w.shape, 3)  # PANEL_BYTES // itemsize
         x_cols = cgutils.unpack_tuple(builder, xa.shape, 2)[1]
         y_cols = cgutils.unpack_tuple(builder, ya.shape, 2)[1]
         j0_ = builder.mul(p_, L)  # the panel's first column in y
         w_base = builder.mul(builder.mul(p_, M), L)
         rows = [builder.add(b_, vec.const(a)) for a in range(4)]
-        # y[b + a, j0 + h lanes ...] for a = 0..3, h = 0, 1: slot 2 a + h
-        at_y = [builder.add(builder.add(builder.mul(row, y_cols), j0_), vec.const(h * vec.lanes))
-                for row in rows for h in range(2)]
-        acc = vec.sums(ya.data, at_y)
+        run = vec.run(2 * VECTOR_BYTES // 32)  # a panel's row: two vectors
+        # y[b + a, j0 ...] for a = 0..3: slots 2 a and 2 a + 1
+        acc = [slot for row in rows
+               for slot in vec.sums(ya.data, builder.add(builder.mul(row, y_cols), j0_), run)]
         x_rows = [builder.mul(row, x_cols) for row in rows]
         with cgutils.for_range(builder, M) as loop:
             m = loop.index
             w_row = builder.add(w_base, builder.mul(m, L))
-            wv = [vec.load(w.data, builder.add(w_row, vec.const(h * vec.lanes)))
-                  for h in range(2)]
+            wv = [vec.load(w.data, builder.add(w_row, vec.const(off)), vecty)
+                  for off, vecty in run]
             for a in range(4):
-                xv = vec.splat(builder.load(builder.gep(xa.data, [builder.add(x_rows[a], m)])))
-                for h in range(2):
-                    vec.fma(acc[2 * a + h], wv[h], xv)
-        vec.store(ya.data, at_y, acc)
+                xm = builder.load(builder.gep(xa.data, [builder.add(x_rows[a], m)]))
+                for h, (_, vecty) in enumerate(run):
+                    vec.fma(acc[2 * a + h][2], wv[h], vec.splat(xm, vecty))
+        for a, row in enumerate(rows):
+            vec.store(ya.data, builder.add(builder.mul(row, y_cols), j0_), acc[2 * a:2 * a + 2])
         return context.get_dummy_value()
 
     return types.none(w_p, x, y, b, p), codegen
@@ -351,7 +412,7 @@ def _fma_tile4(typingctx, w_p, x, y, b, p):
 
 def _rows_typed(dst, src, coef, nvec, integers):
     """Whether ``fma_rows`` / ``fma_bits`` accept these argument types."""
-    return (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 10
+    return (isinstance(nvec, types.IntegerLiteral) and 1 <= nvec.literal_value <= 20
             and _is_float_c_array(dst) and dst.dtype in _FMA_TYPES
             and all(_is_float_c_array(a) and a.dtype == dst.dtype
                     for a in ((src, coef) if coef != types.none else (src,)))
@@ -387,15 +448,14 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
         d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
                                         for i in (1, 3, 5, 6, 8, 9))
         vec = _Vectors(context, builder, sig.args[0].dtype)
-        at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
-        acc = vec.sums(dst_a.data, at_dst)
+        acc = vec.sums(dst_a.data, d0_, vec.run(n_vec))
         with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
             k = builder.add(e0_, loop.index)
             r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
                              sig.args[4].dtype, types.intp)
             vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
                         _row_start(builder, src_a, sig.args[2], r, s0_))
-        vec.store(dst_a.data, at_dst, acc)
+        vec.store(dst_a.data, d0_, acc)
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec), codegen
@@ -417,8 +477,7 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
         vec = _Vectors(context, builder, sig.args[0].dtype)
         i64 = ir.IntType(64)
         low = builder.sub(builder.shl(vec.const(1), sh_), vec.const(1))
-        at_dst = [builder.add(d0_, vec.const(h * vec.lanes)) for h in range(n_vec)]
-        acc = vec.sums(dst_a.data, at_dst)
+        acc = vec.sums(dst_a.data, d0_, vec.run(n_vec))
         bits = cgutils.alloca_once(builder, i64)
         builder.store(m_, bits)
         ctpop = builder.module.declare_intrinsic("llvm.ctpop", [i64])
@@ -431,10 +490,112 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
                             builder.and_(k, low))
             vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
                         _row_start(builder, src_a, sig.args[2], r, s0_))
-        vec.store(dst_a.data, at_dst, acc)
+        vec.store(dst_a.data, d0_, acc)
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec), codegen
+
+
+@intrinsic
+def _add_events(typingctx, dst, d0, src, s0, at, vals, e0, e1, nvec):
+    if not (_rows_typed(dst, src, vals, nvec, (d0, s0, e0, e1))
+            and isinstance(at, types.Array) and at.layout == "C"
+            and isinstance(at.dtype, types.Integer)):
+        return None
+    n_vec = nvec.literal_value
+
+    def codegen(context, builder, sig, args):
+        dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                              for i in (0, 2, 4))
+        val_r = _coefficient(context, builder, sig.args[5], args[5])
+        d0_, s0_, e0_, e1_ = (context.cast(builder, args[i], sig.args[i], types.intp)
+                              for i in (1, 3, 6, 7))
+        vec = _Vectors(context, builder, sig.args[0].dtype)
+        run = vec.run(n_vec)
+        acc = vec.sums(dst_a.data, d0_, run)
+
+        def event(k):
+            """Return the row start and the value (None: 1) of event k."""
+            r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
+                             sig.args[4].dtype, types.intp)
+            return _row_start(builder, src_a, sig.args[2], r, s0_), val_r(k)
+
+        def term(ev, off, vecty):
+            """Return ``vals[k] * src[at[k], s0 + off ...]`` as a vector, each product rounded."""
+            w = vec.load(src_a.data, builder.add(ev[0], vec.const(off)), vecty)
+            return w if ev[1] is None else builder.fmul(vec.splat(ev[1], vecty), w)
+
+        def add_to_sum(slot, x):
+            builder.store(builder.fadd(builder.load(slot), x), slot)
+
+        n_quads = builder.sdiv(builder.sub(e1_, e0_), vec.const(4))
+        with cgutils.for_range(builder, n_quads) as loop:
+            e = builder.add(e0_, builder.mul(loop.index, vec.const(4)))
+            evs = [event(builder.add(e, vec.const(h))) for h in range(4)]
+            for off, vecty, slot in acc:  # a vector at a time: few registers live
+                a, b, c, d = (term(ev, off, vecty) for ev in evs)
+                add_to_sum(slot, builder.fadd(builder.fadd(a, b), builder.fadd(c, d)))
+        rest = builder.add(e0_, builder.mul(n_quads, vec.const(4)))
+        with cgutils.for_range(builder, builder.sub(e1_, rest)) as loop:
+            ev = event(builder.add(rest, loop.index))
+            for off, vecty, slot in acc:
+                add_to_sum(slot, term(ev, off, vecty))
+        vec.store(dst_a.data, d0_, acc)
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, src, s0, at, vals, e0, e1, nvec), codegen
+
+
+@intrinsic
+def _store_set_bits(typingctx, dst, at, mask, base):
+    if not (isinstance(dst, types.Array) and dst.layout == "C"
+            and isinstance(dst.dtype, types.Integer) and dst.dtype.bitwidth in (32, 64)
+            and all(isinstance(v, types.Integer) for v in (at, mask, base))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        at_, m_, base_ = (context.cast(builder, args[i], sig.args[i], types.int64)
+                          for i in (1, 2, 3))
+        ity = ir.IntType(sig.args[0].dtype.bitwidth)
+        i64 = ir.IntType(64)
+        m_ = builder.and_(m_, ir.Constant(i64, 0xFFFFFFFF))
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [i64])
+        count = builder.call(ctpop, [m_])
+        if VECTOR_BYTES == 64:  # AVX-512: a compressing store per 64 bytes of indices
+            lanes = 64 * 8 // ity.width
+            vecty = ir.VectorType(ity, lanes)
+            store = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vecty, ity.as_pointer(),
+                                                ir.VectorType(ir.IntType(1), lanes)]),
+                f"llvm.masked.compressstore.v{lanes}i{ity.width}")
+            iota = ir.Constant(vecty, list(range(lanes)))
+            at = at_
+            for part in range(32 // lanes):
+                sub = builder.and_(builder.lshr(m_, ir.Constant(i64, part * lanes)),
+                                   ir.Constant(i64, (1 << lanes) - 1))
+                bits = builder.bitcast(builder.trunc(sub, ir.IntType(lanes)),
+                                       ir.VectorType(ir.IntType(1), lanes))
+                first = builder.trunc(builder.add(base_, ir.Constant(i64, part * lanes)), ity)
+                undef = ir.Constant(vecty, ir.Undefined)
+                splat = builder.shuffle_vector(
+                    builder.insert_element(undef, first, ir.Constant(ir.IntType(32), 0)),
+                    undef, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+                builder.call(store, [builder.add(splat, iota), builder.gep(data, [at]), bits])
+                at = builder.add(at, builder.call(ctpop, [sub]))
+        else:  # one store per set bit, lowest first
+            rest = cgutils.alloca_once_value(builder, m_)
+            cttz = builder.module.declare_intrinsic("llvm.cttz", [i64, ir.IntType(1)])
+            with cgutils.for_range(builder, count) as loop:
+                m = builder.load(rest)
+                k = builder.call(cttz, [m, ir.Constant(ir.IntType(1), 1)])
+                builder.store(builder.and_(m, builder.sub(m, ir.Constant(i64, 1))), rest)
+                builder.store(builder.trunc(builder.add(base_, k), ity),
+                              builder.gep(data, [builder.add(at_, loop.index)]))
+        return count
+
+    return types.int64(dst, at, mask, base), codegen
 
 
 if numba.config.DISABLE_JIT:
@@ -442,8 +603,10 @@ if numba.config.DISABLE_JIT:
     nonbinary_mask32 = _py_nonbinary_mask32
     popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
     fma, fma_tile4, fma_rows, fma_bits = _py_fma, _py_fma_tile4, _py_fma_rows, _py_fma_bits
+    store_set_bits, add_events = _py_store_set_bits, _py_add_events
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
     popcount, trailing_zeros = _popcount, _trailing_zeros
     fma, fma_tile4, fma_rows, fma_bits = _fma, _fma_tile4, _fma_rows, _fma_bits
+    store_set_bits, add_events = _store_set_bits, _add_events

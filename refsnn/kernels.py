@@ -101,6 +101,8 @@ import math
 import numpy as np
 
 from ._intrinsics import (
+    VECTOR_BYTES,
+    add_events,
     fma,
     fma_bits,
     fma_rows,
@@ -109,7 +111,7 @@ from ._intrinsics import (
     nonfinite_mask32,
     nonzero_mask32,
     popcount,
-    trailing_zeros,
+    store_set_bits,
 )
 from ._numba import jit, jit_noinline, like, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
@@ -134,13 +136,20 @@ SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 #: ``_spike_weight_grad``.
 GROUP = 8
 GROUP_SHIFT = 3  # GROUP == 2**GROUP_SHIFT
-#: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``)
-CHUNK_VECTORS = 5
+#: the intrinsics' vectors (``VECTOR_BYTES``) in 32-byte vectors: 2 with AVX-512, else 1.
+#: The runs below are twice as long with AVX-512, so that a run has as many vectors of
+#: sums in registers (independent chains of additions) either way.
+WIDE = VECTOR_BYTES // 32
+#: 32-byte vectors of columns per chunk of ``w_spk`` in the forward (``chunks``):
+#: 40 columns in float32 (80 with AVX-512), 20 in float64 (40)
+CHUNK_VECTORS = 5 * WIDE
+#: 32-byte vectors of columns per call of ``add_events`` in Eq. (2) (``_hidden_update``)
+HIDDEN_INPUT_VECTORS = 8 * WIDE
 #: 32-byte vectors of columns per call of ``fma_rows`` in (B12)
-INPUT_GRAD_VECTORS = 8
+INPUT_GRAD_VECTORS = 8 * WIDE
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
-#: (``_spike_weight_grad``): 80 columns in float32, 40 in float64
-SPIKE_GRAD_VECTORS = 10
+#: (``_spike_weight_grad``): 80 columns in float32 (160 with AVX-512), 40 in float64 (80)
+SPIKE_GRAD_VECTORS = 10 * WIDE
 #: the most states per pass of (B13) (``_spike_weight_grad``): their GROUP x
 #: SPIKE_GRAD_STATES spikes of a neuron are the bits of one integer
 SPIKE_GRAD_STATES = 4
@@ -148,8 +157,9 @@ SPIKE_GRAD_STATES = 4
 #: first-level cache (``spike_grad_states``)
 SPIKE_GRAD_BYTES = 24 * 1024
 assert GROUP == 2**GROUP_SHIFT and GROUP * SPIKE_GRAD_STATES <= 64
-#: bytes of a panel's row (``panels``): two 256-bit vectors, the width of ``fma_tile4``
-PANEL_BYTES = 64
+#: bytes of a panel's row (``panels``): two of the intrinsics' vectors (``VECTOR_BYTES``,
+#: 64 with AVX-512, else 32), the width of ``fma_tile4``
+PANEL_BYTES = 2 * VECTOR_BYTES
 #: the (bad) non-finite counters of the forward pass, per sample
 BAD_I, BAD_V, BAD_I_OUT, BAD_V_OUT = range(4)
 
@@ -415,28 +425,24 @@ def scan_input(x, K, ptr, masks, general):
 def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
     """Write the events of sample b (see the module doc), in (step, input) order.
 
-    Visits the set bits of the step's ``masks`` (from ``scan_input``), lowest first, two
-    32-bit words at a time (each loop over a word's bits ends in a mispredicted branch);
-    the value is read from ``x`` only for a step with values other than 0 and 1.
+    Writes the set bits of each step's ``masks`` (from ``scan_input``) as input indices,
+    a 32-bit word at a time (``store_set_bits``: no branch per event), then the values:
+    1, read from ``x`` only for a step with values other than 0 and 1.
     """
     K = (ev_ptr.shape[0] - 1) // x.shape[0]
     n_words = masks.shape[2]
     for t in range(K):
         e = ev_ptr[b * K + t]
-        read = general[b * K + t] != 0
-        for w in range(0, n_words, 2):
-            mask = np.int64(masks[b, t, w])
-            if w + 1 < n_words:
-                mask |= np.int64(masks[b, t, w + 1]) << 32
-            while mask != 0:
-                m = 32 * w + trailing_zeros(mask)
-                ev_idx[e] = m
-                ev_val[e] = x[b, t, m] if read else 1
-                e += 1
-                mask &= mask - 1
+        for w in range(n_words):
+            e += store_set_bits(ev_idx, e, masks[b, t, w], 32 * w)
+    for e in range(ev_ptr[b * K], ev_ptr[(b + 1) * K]):
+        ev_val[e] = 1
+    for t in range(K):
+        if general[b * K + t] != 0:
+            for e in range(ev_ptr[b * K + t], ev_ptr[b * K + t + 1]):
+                ev_val[e] = x[b, t, ev_idx[e]]
 
 
-# ============================================================================ one neuron
 @jit
 def _spike(vth, mode, scale):
     """Eq. (1) for one neuron: ``vth = v - threshold``."""
@@ -474,22 +480,17 @@ def _membrane(v, r, drive, hid, n, reset):
 def _spike_list(s, b, k, lst):
     """List the neurons with ``s[b, k, j] != 0``, ascending, in ``lst[b]``; return their count.
 
-    The row is tested 32 neurons at a time (``nonzero_mask32``) and only the set bits
-    are visited, 64 neurons per loop over the bits; the last ``N % 32`` neurons one by
-    one, branch-free.
+    The row is tested 32 neurons at a time (``nonzero_mask32``), and the set bits are
+    written as neuron indices without a branch per spike (``store_set_bits``); the last
+    ``N % 32`` neurons one by one, branch-free.
     """
     N = s.shape[2]
     n32 = N - N % 32
     base = (b * s.shape[1] + k) * N
+    at = b * lst.shape[1]
     c = 0
-    for j0 in range(0, n32, 64):
-        mask = nonzero_mask32(s, base + j0)
-        if j0 + 32 < n32:
-            mask |= nonzero_mask32(s, base + j0 + 32) << 32
-        while mask != 0:
-            lst[b, c] = j0 + trailing_zeros(mask)
-            c += 1
-            mask &= mask - 1
+    for j0 in range(0, n32, 32):
+        c += store_set_bits(lst, at + c, nonzero_mask32(s, base + j0), j0)
     for j in range(n32, N):
         lst[b, c] = j
         c += s[b, k, j] != 0
@@ -618,15 +619,15 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
                         mode != SPIKE_SIGMOID)
         if t == K:
             break
-        _hidden_update(b0, b1, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v,
-                       s, acc, bad)
+        _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i,
+                       v, s, acc, bad)
     for b in range(b0, b1):
         _readout_forward(b, out, flags, i_out, v_out, k_max, logits, bad)
 
 
 @jit_noinline
-def _hidden_update(b0, b1, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v, s, acc,
-                   bad):
+def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v, s,
+                   acc, bad):
     """Eq. (2)-(6) for update t of the samples b0 .. b1-1: the current, then the membrane.
 
     One call for the group, not one per sample: a call passes every array field by field
@@ -640,22 +641,36 @@ def _hidden_update(b0, b1, t, x, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, 
     vt1 = (t + 1) % V
     st = t % s.shape[1]
     td = t + 1 if new else t  # the current of Eq. (3)
+    A = acc.shape[1]
+    run = HIDDEN_INPUT_VECTORS * 32 // acc.itemsize  # columns per call of add_events
+    n_run = N - N % run
     for b in range(b0, b1):
         # Eq. (2): the leak, the input events (four at a time), the parked spike term
         for n in range(N):
             acc[b, n] = hid[H_DECAY_SYN, n] * i[b, t, n]
-        e, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
+        e0, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
+        # runs of columns with their sums in registers (``add_events``); the values are
+        # not read (nor multiplied: 1 w = w) for a step of spike input
+        for n0 in range(0, n_run, run):
+            if general[b * K + t] != 0:
+                add_events(acc, b * A + n0, w_in, n0, ev_idx, ev_val, e0, e1,
+                           HIDDEN_INPUT_VECTORS)
+            else:
+                add_events(acc, b * A + n0, w_in, n0, ev_idx, None, e0, e1,
+                           HIDDEN_INPUT_VECTORS)
+        # the last columns, fewer than a run: the same sums, entry by entry
+        e = e0
         while e + 4 <= e1:
             va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
             ra, rb, rc, rd = ev_idx[e], ev_idx[e + 1], ev_idx[e + 2], ev_idx[e + 3]
-            for n in range(N):
+            for n in range(n_run, N):
                 acc[b, n] += ((va * w_in[ra, n] + vb * w_in[rb, n])
                               + (vc * w_in[rc, n] + vd * w_in[rd, n]))
             e += 4
         while e < e1:
             val = ev_val[e]
             row = ev_idx[e]
-            for n in range(N):
+            for n in range(n_run, N):
                 acc[b, n] += val * w_in[row, n]
             e += 1
         # whether a state overflowed (``v - v != 0`` holds for inf and NaN only): a flag,

@@ -235,7 +235,7 @@ def _run_forward(p: Params, x: np.ndarray, scan: tuple, conv: Conventions,
     ), strict=True))
     ev_idx, ev_val = kn.carve(((n_ev,), np.int32), ((n_ev,), dt))  # kept for BPTT
     lst, n_spk, acc, bad = kn.carve(
-        ((B, N), np.int64), ((B,), np.int64), ((B, w_ch.shape[0] * w_ch.shape[2]), dt),
+        ((B, N), np.int32), ((B,), np.int64), ((B, w_ch.shape[0] * w_ch.shape[2]), dt),
         ((B, 4), np.int64),
     )
     n_bad = kn.forward_kernel(

@@ -242,6 +242,91 @@ def test_no_coefficient_adds_the_rows_as_fma_with_unit_coefficients_does(dtype):
     assert _same_bits(twin, unit)
 
 
+def _compiled_at_width(monkeypatch, vector_bytes, body):
+    """Compile ``body`` (a Python function) afresh with the intrinsics' vectors of
+    ``vector_bytes`` (32: 256-bit, 64: 512-bit; the code is chosen when a caller is
+    compiled), so that both are tested on any machine."""
+    monkeypatch.setattr(vec, "VECTOR_BYTES", vector_bytes)
+    return njit(cache=False)(body)
+
+
+def _add_events_definition(dst, d0, src, s0, at, vals, e0, e1, cols):
+    """Eq. (2)'s input sum as ``_hidden_update`` defines it, entry by entry: four events at
+    a time, ``acc += (v_a w_a + v_b w_b) + (v_c w_c + v_d w_d)``, each product and sum
+    rounded, then the rest one by one."""
+    flat = dst.reshape(-1)
+    one = dst.dtype.type(1)
+    for col in range(cols):
+        acc, e = flat[d0 + col], e0
+        w = [src[at[k], s0 + col] for k in range(len(at))]
+        v = [one if vals is None else vals[k] for k in range(len(at))]
+        while e + 4 <= e1:
+            acc = acc + ((v[e] * w[e] + v[e + 1] * w[e + 1])
+                         + (v[e + 2] * w[e + 2] + v[e + 3] * w[e + 3]))
+            e += 4
+        while e < e1:
+            acc = acc + v[e] * w[e]
+            e += 1
+        flat[d0 + col] = acc
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("vector_bytes", [32, 64])
+def test_add_events_sums_four_events_at_a_time_then_one_by_one(monkeypatch, dtype,
+                                                               vector_bytes):
+    # graded values (multiplied) and None (values of 1: the rows added, not multiplied,
+    # which gives the same bits); 0 to 9 events (whole quads and a rest); a run of three
+    # 32-byte vectors (with 512-bit vectors: one of 64 bytes and one of 32)
+    def body(dst, d0, src, s0, at, vals, e0, e1, ones):
+        if ones:
+            vec.add_events(dst, d0, src, s0, at, None, e0, e1, 3)
+        else:
+            vec.add_events(dst, d0, src, s0, at, vals, e0, e1, 3)
+
+    run = _compiled_at_width(monkeypatch, vector_bytes, body)
+    rng = np.random.default_rng(5)
+    lanes = 32 // np.dtype(dtype).itemsize
+    src = (rng.standard_normal((30, 4 * lanes)) * 10.0 ** rng.integers(-4, 4, (30, 1)))
+    src = src.astype(dtype)
+    at = rng.integers(0, 30, 12).astype(np.int32)
+    vals = (rng.integers(1, 4, 12) * rng.choice([1, 0.37], 12)).astype(dtype)
+    for n in range(10):
+        for ones in (False, True):
+            dst0 = rng.standard_normal((2, 4 * lanes)).astype(dtype)
+            got, want, twin = dst0.copy(), dst0.copy(), dst0.copy()
+            v = None if ones else vals
+            run(got, 4 * lanes + 1, src, lanes - 1, at, vals, 2, 2 + n, ones)
+            _add_events_definition(want, 4 * lanes + 1, src, lanes - 1, at, v, 2, 2 + n,
+                                   3 * lanes)
+            vec._py_add_events(twin, 4 * lanes + 1, src, lanes - 1, at, v, 2, 2 + n, 3)
+            assert _same_bits(got, want) and _same_bits(twin, want), (n, ones)
+            assert _same_bits(got, dst0) == (n == 0)
+
+
+@pytest.mark.parametrize("vector_bytes", [32, 64])
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+def test_store_set_bits_writes_the_indices_of_the_set_bits_and_nothing_else(
+        monkeypatch, vector_bytes, itype):
+    # 64: compressing stores (AVX-512), 32: a store per set bit; only the low 32 bits count
+    run = _compiled_at_width(monkeypatch, vector_bytes,
+                             lambda dst, at, mask, base: vec.store_set_bits(dst, at, mask,
+                                                                             base))
+    rng = np.random.default_rng(6)
+    masks = [0, 1, 1 << 31, 0xFFFFFFFF, 0x0001_8000, 0xFFFF_0000, (1 << 40) | 0b1011]
+    masks += [int(m) for m in rng.integers(0, 1 << 32, 20)]
+    for mask in masks:
+        at, base = int(rng.integers(0, 4)), int(rng.integers(0, 1000))
+        dst = np.full(40, -1, itype)
+        count = run(dst, at, np.int64(mask), base)
+        want = [base + k for k in range(32) if mask >> k & 1]
+        assert count == len(want)
+        assert dst[at:at + count].tolist() == want
+        assert (dst[:at] == -1).all() and (dst[at + count:] == -1).all()  # nothing else
+        twin = np.full(40, -1, itype)
+        assert vec._py_store_set_bits(twin, at, mask, base) == count
+        assert np.array_equal(twin, dst)
+
+
 def test_carve_gives_disjoint_arrays_each_on_a_cache_line():
     specs = [((3, 5), np.float32), ((7,), np.int64), ((0, 4), np.float64), ((2, 2, 3), np.uint8),
              ((9,), np.float64)]

@@ -96,7 +96,9 @@ def test_spike_weight_grad_in_shorter_passes(n_hidden, states):
     from validation.strategies import Case
 
     width, row = kernels.spike_grad_columns(n_hidden + 3, 8)
-    assert width == 40 and row % width == 0 and n_hidden + 3 <= row < n_hidden + 3 + width
+    # chunks of 40 float64 columns (80 on a machine with AVX-512, kernels.WIDE = 2)
+    assert width == 40 * kernels.WIDE and row % width == 0
+    assert n_hidden + 3 <= row < n_hidden + 3 + width
     assert kernels.spike_grad_states(row * 8) == states < kernels.SPIKE_GRAD_STATES
     rng = np.random.default_rng(n_hidden)
     p = refsnn.random_params(20, n_hidden, 3, rng)
