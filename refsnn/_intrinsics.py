@@ -29,9 +29,26 @@ scaled by its entry of ``coef``: for k = e0 .. e1-1 in turn, with ``r = at.flat[
 ``dst.flat[d0 + l] = fma(coef.flat[c0 + r cs], src.flat[r W + s0 + l],
 dst.flat[d0 + l])`` for the run's columns l; the run's sums stay in
 registers throughout (the delivery of spikes, ``refsnn.kernels._deliver_spikes``).
-``nvec`` is a literal from 1 to 10. With ``coef`` None every coefficient is 1 and none is
+``nvec`` is a literal from 1 to 20. With ``coef`` None every coefficient is 1 and none is
 read: the rows are added, ``dst.flat[d0 + l] = src.flat[r W + s0 + l] + dst.flat[d0 + l]``,
 the same bits as ``fma(1, w, acc)`` (the binary spikes of a hard threshold).
+
+``add_events(dst, d0, src, s0, at, vals, e0, e1, nvec)`` adds the input events
+k = e0 .. e1-1 (row ``at.flat[k]`` of ``src``, value ``vals.flat[k]``) to the run of
+``dst`` as Eq. (2) defines the sum: four events at a time,
+``acc += (v_a w_a + v_b w_b) + (v_c w_c + v_d w_d)`` (each product and sum rounded, no
+fma), then the rest one by one, the run's sums in registers; with ``vals`` None every
+value is 1 and the rows are added unmultiplied (1 w = w: the same bits).
+
+``store_set_bits(dst, at, mask, base)`` writes ``base + k`` for each set bit k of the
+low 32 bits of ``mask``, lowest first, to ``dst.flat[at:]`` (an int32 or int64 array)
+and returns their number; nothing else is written. With AVX-512 it is two or four
+compressing stores (``vpcompressd``), with no branch per bit; else a store per bit.
+
+The vector runs are computed in vectors of ``VECTOR_BYTES``: 64 bytes where the
+machine has AVX-512, else 32 (a run's ``nvec`` still counts 32-byte vectors; an odd
+one ends in a 32-byte vector). Every lane is its own chain of operations, so the
+results are the same bits either way.
 
 ``fma_bits(dst, d0, src, s0, mask, row0, shift, stride, coef, c0, cs, nvec)`` is
 ``fma_rows`` with the rows given by the set bits of the integer ``mask``, lowest first:

@@ -25,12 +25,15 @@ to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r
 (Eq. (7)). The rows are added one fused multiply-add per spike, a chunk of five
 vectors of columns at a time with the chunk's sums in registers (``fma_rows``), the
 chunk for every sample of the group before the next chunk, so that the chunk's rows
-(20 KiB for 128 neurons, ``chunks``) are read from the first-level cache after the
-first sample; spikes of a hard threshold are 0 or 1, so their rows are added without
+(20 KiB for 128 neurons, 40 KiB with AVX-512, ``chunks``) are read from the
+first-level cache after the first sample; spikes of a hard threshold are 0 or 1, so their rows are added without
 reading a coefficient. Then each sample's update (``_hidden_update``): the
 input events add their rows of ``w_in`` (Eq. (2)) four at a time,
-``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), which cuts the loads
-and stores of ``acc`` by four, and Eq. (3)-(6) give the membrane.
+``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), a run of columns at a
+time with the run's sums in registers (``add_events``; the values are not read for a
+step of spike input), and Eq. (3)-(6) give the membrane. The lists of input events
+and of spiking neurons are written from bit masks without a branch per bit
+(``store_set_bits``).
 
 For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
 membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
@@ -242,7 +245,8 @@ def chunks(w_spk: np.ndarray) -> np.ndarray:
     ``w_ch[c, j] = w_spk[j, c W : (c + 1) W]``, zero past column M: chunks of
     ``CHUNK_VECTORS`` 32-byte vectors of columns (W = 40 in float32, 20 in float64;
     160 bytes of a row, so that a chunk of N = 128 rows, 20 KiB, fits the first-level
-    cache).
+    cache; twice that with AVX-512, whose five 64-byte vectors of sums give as many
+    independent chains of additions).
     """
     w_spk = np.ascontiguousarray(w_spk)
     return spike_weights(w_spk, w_spk[:, :0], transposed=False)[0]
@@ -763,7 +767,7 @@ def spike_grad_columns(n_cols, itemsize):
     """Return (B13)'s chunk width and the row length ``n_cols`` padded to whole chunks.
 
     A chunk is ``SPIKE_GRAD_VECTORS`` 32-byte vectors of columns (80 in float32, 40 in
-    float64); the adjoint rows ``g_spk`` and the task gradients ``g_w_spk`` have the
+    float64; twice that with AVX-512); the adjoint rows ``g_spk`` and the task gradients ``g_w_spk`` have the
     padded length, zero (``g_spk``) or unused past ``n_cols``.
     """
     width = SPIKE_GRAD_VECTORS * 32 // itemsize
