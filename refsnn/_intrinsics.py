@@ -436,6 +436,12 @@ def _rows_typed(dst, src, coef, nvec, integers):
             and all(isinstance(v, types.Integer) for v in integers))
 
 
+def _listed_rows_typed(dst, src, coef, nvec, at, integers):
+    """``_rows_typed``, and ``at`` a C-contiguous integer array (``fma_rows``, ``add_events``)."""
+    return (_rows_typed(dst, src, coef, nvec, integers) and isinstance(at, types.Array)
+            and at.layout == "C" and isinstance(at.dtype, types.Integer))
+
+
 def _coefficient(context, builder, coef_ty, coef):
     """Return a function of a flat index giving the coefficient there; None for ``None``."""
     if coef_ty == types.none:
@@ -452,9 +458,7 @@ def _row_start(builder, src_a, src_ty, r, s0):
 
 @intrinsic
 def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
-    if not (_rows_typed(dst, src, coef, nvec, (d0, s0, e0, e1, c0, cs))
-            and isinstance(at, types.Array) and at.layout == "C"
-            and isinstance(at.dtype, types.Integer)):
+    if not _listed_rows_typed(dst, src, coef, nvec, at, (d0, s0, e0, e1, c0, cs)):
         return None
     n_vec = nvec.literal_value
 
@@ -515,9 +519,7 @@ def _fma_bits(typingctx, dst, d0, src, s0, mask, row0, shift, stride, coef, c0, 
 
 @intrinsic
 def _add_events(typingctx, dst, d0, src, s0, at, vals, e0, e1, nvec):
-    if not (_rows_typed(dst, src, vals, nvec, (d0, s0, e0, e1))
-            and isinstance(at, types.Array) and at.layout == "C"
-            and isinstance(at.dtype, types.Integer)):
+    if not _listed_rows_typed(dst, src, vals, nvec, at, (d0, s0, e0, e1)):
         return None
     n_vec = nvec.literal_value
 

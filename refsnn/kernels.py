@@ -26,9 +26,9 @@ to a sum that is parked in the slots of ``i[k + d]`` (Eq. (2)) and ``i_out[k + r
 vectors of columns at a time with the chunk's sums in registers (``fma_rows``), the
 chunk for every sample of the group before the next chunk, so that the chunk's rows
 (20 KiB for 128 neurons, 40 KiB with AVX-512, ``chunks``) are read from the
-first-level cache after the first sample; spikes of a hard threshold are 0 or 1, so their rows are added without
-reading a coefficient. Then each sample's update (``_hidden_update``): the
-input events add their rows of ``w_in`` (Eq. (2)) four at a time,
+first-level cache after the first sample; spikes of a hard threshold are 0 or 1, so
+their rows are added without reading a coefficient. Then each sample's update
+(``_hidden_update``): the input events add their rows of ``w_in`` (Eq. (2)) four at a time,
 ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), a run of columns at a
 time with the run's sums in registers (``add_events``; the values are not read for a
 step of spike input), and Eq. (3)-(6) give the membrane. The lists of input events
@@ -767,8 +767,8 @@ def spike_grad_columns(n_cols, itemsize):
     """Return (B13)'s chunk width and the row length ``n_cols`` padded to whole chunks.
 
     A chunk is ``SPIKE_GRAD_VECTORS`` 32-byte vectors of columns (80 in float32, 40 in
-    float64; twice that with AVX-512); the adjoint rows ``g_spk`` and the task gradients ``g_w_spk`` have the
-    padded length, zero (``g_spk``) or unused past ``n_cols``.
+    float64; twice that with AVX-512); the adjoint rows ``g_spk`` and the task gradients
+    ``g_w_spk`` have the padded length, zero (``g_spk``) or unused past ``n_cols``.
     """
     width = SPIKE_GRAD_VECTORS * 32 // itemsize
     return width, -(-n_cols // width) * width
