@@ -5,10 +5,10 @@
 C-contiguous float array at once (one vector load, one comparison, one move of the 32
 comparison bits into an integer) and return the results as the bits of an int64: bit k
 is set when element ``start + k`` is nonzero, is neither 0 nor 1, or is inf or NaN (NaN
-is nonzero and neither 0 nor 1). ``popcount`` and ``trailing_zeros`` count set bits and
-the zeros below the lowest set bit. The input scan (``refsnn.kernels.scan_input``) so
-reads a mostly-zero input 32 entries per test, and the writing of input events
-(``refsnn.kernels._fill_events``) visits only the set bits of its masks.
+is nonzero and neither 0 nor 1). ``popcount`` counts set bits. The input scan
+(``refsnn.kernels.scan_input``) so reads a mostly-zero input 32 entries per test, and
+the writing of input events (``refsnn.kernels._fill_events``) writes only the set bits
+of its masks (``store_set_bits``, below).
 
 ``fma(a, b, c)`` is ``a * b + c`` rounded once (IEEE fused multiply-add), and
 ``fma_tile4(w_p, x, y, b, p)`` applies it to a tile of the dense adjoint product
@@ -77,11 +77,6 @@ from numba.extending import intrinsic
 
 def _py_popcount(v):
     return bin(int(v) & 0xFFFFFFFFFFFFFFFF).count("1")
-
-
-def _py_trailing_zeros(v):
-    v = int(v)
-    return ((v & -v).bit_length() - 1) if v else 64
 
 
 def _block_load(context, builder, aryty, ary_value, start):
@@ -156,19 +151,6 @@ def _popcount(typingctx, v):
     def codegen(context, builder, sig, args):
         f = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
         return builder.call(f, [context.cast(builder, args[0], sig.args[0], types.int64)])
-
-    return types.int64(v), codegen
-
-
-@intrinsic
-def _trailing_zeros(typingctx, v):
-    if not isinstance(v, types.Integer):
-        return None
-
-    def codegen(context, builder, sig, args):
-        f = builder.module.declare_intrinsic("llvm.cttz", [ir.IntType(64), ir.IntType(1)])
-        x = context.cast(builder, args[0], sig.args[0], types.int64)
-        return builder.call(f, [x, ir.Constant(ir.IntType(1), 0)])
 
     return types.int64(v), codegen
 
@@ -285,6 +267,14 @@ def _host_vector_bytes() -> int:
 VECTOR_BYTES = _host_vector_bytes()
 
 
+def _splat(builder, scalar, vecty):
+    """Return a vector of type ``vecty`` with every lane ``scalar``."""
+    undef = ir.Constant(vecty, ir.Undefined)
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vecty.count), [0] * vecty.count)
+    first = builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, undef, zeros)
+
+
 class _Vectors:
     """IR for float vectors of ``dtype``: loads, broadcasts, fma, sums in registers.
 
@@ -320,10 +310,7 @@ class _Vectors:
 
     def splat(self, scalar, vecty):
         """Return a vector with every lane ``scalar``."""
-        undef = ir.Constant(vecty, ir.Undefined)
-        zeros = ir.Constant(ir.VectorType(ir.IntType(32), vecty.count), [0] * vecty.count)
-        first = self.builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
-        return self.builder.shuffle_vector(first, undef, zeros)
+        return _splat(self.builder, scalar, vecty)
 
     def sums(self, data, base, run):
         """Return slots ``(offset, type, slot)`` holding the vectors of ``run`` at ``base``."""
@@ -597,11 +584,8 @@ def _store_set_bits(typingctx, dst, at, mask, base):
                 bits = builder.bitcast(builder.trunc(sub, ir.IntType(lanes)),
                                        ir.VectorType(ir.IntType(1), lanes))
                 first = builder.trunc(builder.add(base_, ir.Constant(i64, part * lanes)), ity)
-                undef = ir.Constant(vecty, ir.Undefined)
-                splat = builder.shuffle_vector(
-                    builder.insert_element(undef, first, ir.Constant(ir.IntType(32), 0)),
-                    undef, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
-                builder.call(store, [builder.add(splat, iota), builder.gep(data, [at]), bits])
+                indices = builder.add(_splat(builder, first, vecty), iota)
+                builder.call(store, [indices, builder.gep(data, [at]), bits])
                 at = builder.add(at, builder.call(ctpop, [sub]))
         else:  # one store per set bit, lowest first
             rest = cgutils.alloca_once_value(builder, m_)
@@ -620,12 +604,12 @@ def _store_set_bits(typingctx, dst, at, mask, base):
 if numba.config.DISABLE_JIT:
     nonzero_mask32, nonfinite_mask32 = _py_nonzero_mask32, _py_nonfinite_mask32
     nonbinary_mask32 = _py_nonbinary_mask32
-    popcount, trailing_zeros = _py_popcount, _py_trailing_zeros
+    popcount = _py_popcount
     fma, fma_tile4, fma_rows, fma_bits = _py_fma, _py_fma_tile4, _py_fma_rows, _py_fma_bits
     store_set_bits, add_events = _py_store_set_bits, _py_add_events
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
-    popcount, trailing_zeros = _popcount, _trailing_zeros
+    popcount = _popcount
     fma, fma_tile4, fma_rows, fma_bits = _fma, _fma_tile4, _fma_rows, _fma_bits
     store_set_bits, add_events = _store_set_bits, _add_events

@@ -447,6 +447,7 @@ def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
                 ev_val[e] = x[b, t, ev_idx[e]]
 
 
+# ============================================================================ one neuron
 @jit
 def _spike(vth, mode, scale):
     """Eq. (1) for one neuron: ``vth = v - threshold``."""
