@@ -40,6 +40,13 @@ k = e0 .. e1-1 (row ``at.flat[k]`` of ``src``, value ``vals.flat[k]``) to the ru
 fma), then the rest one by one, the run's sums in registers; with ``vals`` None every
 value is 1 and the rows are added unmultiplied (1 w = w: the same bits).
 
+``prefetch(x, start)`` asks the memory system for the cache line that holds
+``x.flat[start]`` (LLVM's ``llvm.prefetch``: a read, kept in every cache level) and
+changes nothing else; ``start`` may lie past the end of ``x``, as a prefetch never
+faults (its address is computed without a bounds test). The input scan asks for the
+line a few kilobytes ahead of the one it reads, which hides part of the latency of an
+input that is not in the caches (a new batch is not).
+
 ``store_set_bits(dst, at, mask, base)`` writes ``base + k`` for each set bit k of the
 low 32 bits of ``mask``, lowest first, to ``dst.flat[at:]`` (an int32 or int64 array)
 and returns their number; nothing else is written. With AVX-512 it is two or four
@@ -552,6 +559,30 @@ def _add_events(typingctx, dst, d0, src, s0, at, vals, e0, e1, nvec):
     return types.none(dst, d0, src, s0, at, vals, e0, e1, nvec), codegen
 
 
+def _py_prefetch(x, start):
+    return None
+
+
+@intrinsic
+def _prefetch(typingctx, x, start):
+    if not (isinstance(x, types.Array) and x.layout == "C" and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        at = context.cast(builder, args[1], sig.args[1], types.int64)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        # a plain address computation (no "inbounds"): the line may lie past the array
+        address = builder.bitcast(builder.gep(data, [at], inbounds=False), i8p)
+        fetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fetch, [address, i32(0), i32(3), i32(1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return types.none(x, start), codegen
+
+
 @intrinsic
 def _store_set_bits(typingctx, dst, at, mask, base):
     if not (isinstance(dst, types.Array) and dst.layout == "C"
@@ -607,9 +638,11 @@ if numba.config.DISABLE_JIT:
     popcount = _py_popcount
     fma, fma_tile4, fma_rows, fma_bits = _py_fma, _py_fma_tile4, _py_fma_rows, _py_fma_bits
     store_set_bits, add_events = _py_store_set_bits, _py_add_events
+    prefetch = _py_prefetch
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
     popcount = _popcount
     fma, fma_tile4, fma_rows, fma_bits = _fma, _fma_tile4, _fma_rows, _fma_bits
     store_set_bits, add_events = _store_set_bits, _add_events
+    prefetch = _prefetch

@@ -91,3 +91,26 @@ def test_scan_input_equals_numpy(dtype, n_in, skip_last):
     want = (padded.reshape(B, K, -1, 32).astype(np.uint64) << shifts).sum(-1)
     np.testing.assert_array_equal(masks, want.astype(np.uint32))
     assert general.any() and not general.all()
+
+
+@njit
+def _jit_prefetch_sum(x, ahead):
+    total = 0.0
+    for k in range(x.size):
+        bits.prefetch(x, k + ahead)  # past the end near the last entries: never faults
+        total += x.flat[k]
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prefetch_reads_nothing_changes_nothing_and_never_faults(dtype):
+    # the scan asks for lines PREFETCH_BYTES past the row it tests: past the end of x
+    # on its last rows: a prefetch has no effect but on timing
+    x = np.arange(100, dtype=dtype)
+    before = x.copy()
+    ahead = 1 << 24  # 16 M entries past a 100-entry array
+    assert _jit_prefetch_sum(x, ahead) == float(before.sum())
+    assert np.array_equal(x, before)
+    assert bits._py_prefetch(x, ahead) is None
+    # and the compiled code does ask for the lines
+    assert any("@llvm.prefetch" in ir for ir in _jit_prefetch_sum.inspect_llvm().values())
