@@ -31,9 +31,11 @@ their rows are added without reading a coefficient. Then each sample's update
 (``_hidden_update``): the input events add their rows of ``w_in`` (Eq. (2)) four at a time,
 ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), a run of columns at a
 time with the run's sums in registers (``add_events``; the values are not read for a
-step of spike input), and Eq. (3)-(6) give the membrane. The lists of input events
-and of spiking neurons are written from bit masks without a branch per bit
-(``store_set_bits``).
+step of spike input; the columns past the whole runs in runs of a half, a quarter and
+an eighth of one, so that a layer narrower than a run, 128 neurons in float32 with
+AVX-512, is not added one column at a time), and Eq. (3)-(6) give the membrane. The
+lists of input events and of spiking neurons are written from bit masks without a
+branch per bit (``store_set_bits``).
 
 For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
 membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
@@ -148,9 +150,12 @@ WIDE = VECTOR_BYTES // 32
 #: 40 columns in float32 (80 with AVX-512), 20 in float64 (40)
 CHUNK_VECTORS = 5 * WIDE
 #: 32-byte vectors of columns per call of ``add_events`` in Eq. (2) (``_hidden_update``)
-HIDDEN_INPUT_VECTORS = 8 * WIDE
-#: 32-byte vectors of columns per call of ``fma_rows`` in (B12)
-INPUT_GRAD_VECTORS = 8 * WIDE
+#: and of ``fma_rows`` in (B12) (``_input_weight_grad``); the columns past the last
+#: whole run go in runs of a half, a quarter and an eighth of it, then one by one, so
+#: that a hidden layer narrower than a run still runs in vectors
+INPUT_VECTORS = 8 * WIDE
+INPUT_VECTORS_2, INPUT_VECTORS_4, INPUT_VECTORS_8 = (INPUT_VECTORS // 2, INPUT_VECTORS // 4,
+                                                     max(1, INPUT_VECTORS // 8))
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
 #: (``_spike_weight_grad``): 80 columns in float32 (160 with AVX-512), 40 in float64 (80)
 SPIKE_GRAD_VECTORS = 10 * WIDE
@@ -641,6 +646,47 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
 
 
 @jit_noinline
+def _input_runs_rest(acc, d0, w_in, ev_idx, ev_val, e0, e1, n0, N):
+    """Add Eq. (2)'s events to the columns n0 .. N-1 (fewer than a whole run).
+
+    ``add_events`` in runs of a half, a quarter and an eighth of ``INPUT_VECTORS``;
+    returns the columns done (the rest are fewer than the shortest run). ``ev_val``
+    None: every value is 1.
+    """
+    cols = 32 // acc.itemsize  # columns per 32-byte vector
+    if n0 + INPUT_VECTORS_2 * cols <= N:
+        add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_2)
+        n0 += INPUT_VECTORS_2 * cols
+    if n0 + INPUT_VECTORS_4 * cols <= N:
+        add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_4)
+        n0 += INPUT_VECTORS_4 * cols
+    if n0 + INPUT_VECTORS_8 * cols <= N:
+        add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_8)
+        n0 += INPUT_VECTORS_8 * cols
+    return n0
+
+
+@jit_noinline
+def _input_grad_runs_rest(g_w_in, d0, g_i, order, k0, k1, n0, N):
+    """Add (B12)'s rows of ``g_i`` to the columns n0 .. N-1 (fewer than a whole run).
+
+    ``fma_rows`` without coefficients, in the runs of ``_input_runs_rest``; returns the
+    columns done.
+    """
+    cols = 32 // g_w_in.itemsize
+    if n0 + INPUT_VECTORS_2 * cols <= N:
+        fma_rows(g_w_in, d0 + n0, g_i, n0, order, k0, k1, None, 0, 0, INPUT_VECTORS_2)
+        n0 += INPUT_VECTORS_2 * cols
+    if n0 + INPUT_VECTORS_4 * cols <= N:
+        fma_rows(g_w_in, d0 + n0, g_i, n0, order, k0, k1, None, 0, 0, INPUT_VECTORS_4)
+        n0 += INPUT_VECTORS_4 * cols
+    if n0 + INPUT_VECTORS_8 * cols <= N:
+        fma_rows(g_w_in, d0 + n0, g_i, n0, order, k0, k1, None, 0, 0, INPUT_VECTORS_8)
+        n0 += INPUT_VECTORS_8 * cols
+    return n0
+
+
+@jit_noinline
 def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v, s,
                    acc, bad):
     """Eq. (2)-(6) for update t of the samples b0 .. b1-1: the current, then the membrane.
@@ -657,8 +703,8 @@ def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset,
     st = t % s.shape[1]
     td = t + 1 if new else t  # the current of Eq. (3)
     A = acc.shape[1]
-    run = HIDDEN_INPUT_VECTORS * 32 // acc.itemsize  # columns per call of add_events
-    n_run = N - N % run
+    run = INPUT_VECTORS * 32 // acc.itemsize  # columns per call of add_events
+    n_full = N - N % run
     for b in range(b0, b1):
         # Eq. (2): the leak, the input events (four at a time), the parked spike term
         for n in range(N):
@@ -666,14 +712,19 @@ def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset,
         e0, e1 = ev_ptr[b * K + t], ev_ptr[b * K + t + 1]
         # runs of columns with their sums in registers (``add_events``); the values are
         # not read (nor multiplied: 1 w = w) for a step of spike input
-        for n0 in range(0, n_run, run):
-            if general[b * K + t] != 0:
-                add_events(acc, b * A + n0, w_in, n0, ev_idx, ev_val, e0, e1,
-                           HIDDEN_INPUT_VECTORS)
+        spikes = general[b * K + t] == 0
+        for n0 in range(0, n_full, run):
+            if spikes:
+                add_events(acc, b * A + n0, w_in, n0, ev_idx, None, e0, e1, INPUT_VECTORS)
             else:
-                add_events(acc, b * A + n0, w_in, n0, ev_idx, None, e0, e1,
-                           HIDDEN_INPUT_VECTORS)
-        # the last columns, fewer than a run: the same sums, entry by entry
+                add_events(acc, b * A + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS)
+        n_run = n_full
+        if n_full < N:  # shorter runs for the rest
+            if spikes:
+                n_run = _input_runs_rest(acc, b * A, w_in, ev_idx, None, e0, e1, n_full, N)
+            else:
+                n_run = _input_runs_rest(acc, b * A, w_in, ev_idx, ev_val, e0, e1, n_full, N)
+        # the last columns, fewer than the shortest run: the same sums, entry by entry
         e = e0
         while e + 4 <= e1:
             va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
@@ -1041,7 +1092,7 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
     input: its events sorted by input (a counting sort; ``first`` (tasks, n_in + 1)
     and ``order`` (tasks, the most events of a sample) are scratch), each row of
     ``g_w_in[grp]`` adds the sample's rows of ``g_i`` with the sums in registers
-    (``fma_rows``, ``INPUT_GRAD_VECTORS`` vectors of columns at a time) and is loaded
+    (``fma_rows``, ``INPUT_VECTORS`` vectors of columns at a time) and is loaded
     and stored once per sample, not once per event. Another sample adds its events one
     by one, ``x`` times the row of ``g_i``: the same bits when x is 1.
 
@@ -1050,8 +1101,8 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
     BPTT; event by event after the sweep it still stored a row per event.
     """
     n_in, N = g_w_in.shape[1], g_w_in.shape[2]
-    run = INPUT_GRAD_VECTORS * 32 // g_w_in.itemsize  # columns per call of fma_rows
-    n_run = N - N % run
+    run = INPUT_VECTORS * 32 // g_w_in.itemsize  # columns per call of fma_rows
+    n_full = N - N % run
     L = order.shape[1]
     g_flat = g_i.reshape(-1)
     for m in range(n_in):
@@ -1089,9 +1140,13 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
             hi = first[grp, m]
             if hi > lo:
                 base = (grp * n_in + m) * N
-                for n0 in range(0, n_run, run):
+                for n0 in range(0, n_full, run):
                     fma_rows(g_w_in, base + n0, g_i, n0, order, grp * L + lo, grp * L + hi,
-                             None, 0, 0, INPUT_GRAD_VECTORS)
+                             None, 0, 0, INPUT_VECTORS)
+                n_run = n_full
+                if n_full < N:  # shorter runs for the rest
+                    n_run = _input_grad_runs_rest(g_w_in, base, g_i, order, grp * L + lo,
+                                                  grp * L + hi, n_full, N)
                 for k in range(lo, hi):
                     at = order[grp, k] * N
                     for n in range(n_run, N):

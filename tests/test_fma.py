@@ -388,3 +388,36 @@ def test_spike_weights_are_the_chunks_transpose_and_panels_of_w_spk(dtype, N, C)
         assert a.ctypes.data % kn.ALIGN == 0
     w_ch2, w_t2, w_p2 = kn.spike_weights(w_rec, w_out, transposed=False)
     assert np.array_equal(w_ch2, w_ch) and w_t2.size == 0 and w_p2.size == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 7, 8, 24, 40, 56, 100, 120, 200, 300])
+def test_input_runs_cover_the_columns_past_the_whole_runs_in_vectors(dtype, N):
+    # Eq. (2) and (B12) add a hidden layer's columns in runs of INPUT_VECTORS, then the
+    # rest in runs of its half, quarter and eighth (``_input_runs_rest``,
+    # ``_input_grad_runs_rest``), then one by one: the rest runs must give the
+    # definition's bits, leave fewer columns than the shortest run, and touch nothing else
+    rng = np.random.default_rng(N)
+    cols = 32 // np.dtype(dtype).itemsize
+    run, shortest = kn.INPUT_VECTORS * cols, kn.INPUT_VECTORS_8 * cols
+    n_full = N - N % run
+    src = (rng.standard_normal((30, N)) * 10.0 ** rng.integers(-4, 4, (30, 1))).astype(dtype)
+    at = rng.integers(0, 30, 11).astype(np.int32)
+    vals = (rng.integers(1, 4, 11) * rng.choice([1, 0.37], 11)).astype(dtype)
+    A = N + 3
+    for ones in (False, True):
+        acc0 = rng.standard_normal((2, A)).astype(dtype)
+        got, want = acc0.copy(), acc0.copy()
+        v = None if ones else vals
+        n_run = kn._input_runs_rest(got, A, src, at, v, 1, 10, n_full, N)
+        assert n_full <= n_run <= N and N - n_run < shortest and (n_run - n_full) % cols == 0
+        _add_events_definition(want, A + n_full, src, n_full, at, v, 1, 10, n_run - n_full)
+        assert _same_bits(got, want), ones
+    acc0 = rng.standard_normal((2, A)).astype(dtype)
+    got, want = acc0.copy(), acc0.copy()
+    n_run = kn._input_grad_runs_rest(got, A, src, at, 1, 10, n_full, N)
+    assert n_full <= n_run <= N and N - n_run < shortest
+    vec._py_fma_rows(want, A + n_full, src, n_full, at, 1, 10, None, 0, 0,
+                     (n_run - n_full) // cols)
+    assert _same_bits(got, want)
+    assert _same_bits(got, acc0) == (n_run == n_full)
