@@ -153,7 +153,7 @@ def counts(case: bench.Case, seed: int = 0) -> dict:
     drive = bench.state_widths(case) > 0  # the states whose spikes drive an update
     s = (tr.spikes != 0) & drive[None, :, None]
     active = x[:, :K] != 0  # the input steps that drive an update
-    n_tasks = -(-B // kernels.GROUP)
+    n_tasks = -(-B // kernels.task_size(B))
     seg = _segment(K)
     states = spike_grad_states(case)
     n_windows = int(grad_passes(K + 1, seg, states)[-1]) + 1

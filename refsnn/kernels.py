@@ -44,8 +44,9 @@ time from Eq. (1), (3)-(6), which is elementwise, cheap and bitwise identical (s
 code). BPTT so keeps one number per neuron and state, where keeping v, s and the
 adjoints of s and i would take five.
 
-Backward, per task of ``GROUP`` consecutive samples in lockstep (a ``prange`` over the
-tasks; the tasks depend on the batch size only, never on the thread count): the
+Backward, per task of ``GROUP`` consecutive samples in lockstep (half as many for a
+batch of at most ``GROUP``, ``task_size``; a ``prange`` over the tasks; the tasks
+depend on the batch size only, never on the thread count): the
 readout (B3)-(B5) runs first, over all states (it depends on the logits only); then one
 descending sweep over the states does the hidden layer (B8)-(B11), and for state t
 collects the adjoint its spikes see from both
@@ -1342,25 +1343,37 @@ def _add_up(parts, j, lo, hi, out, r):
     return np.int64(bad)
 
 
+def task_size(batch: int) -> int:
+    """Return the samples per task of BPTT for a batch of ``batch`` samples.
+
+    ``GROUP``, or half of it for a batch of at most ``GROUP`` samples, so that such a
+    batch still makes two tasks (for two threads). A function of the batch size only:
+    the tasks' weight gradients are added in task order, so the thread count must not
+    decide them (bitwise the same on any).
+    """
+    return GROUP if batch > GROUP else GROUP // 2
+
+
 @pjit
-def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, ev_ptr, ev_idx, ev_val, i,
-                    i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out, g_w_in,
-                    g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
+def backward_kernel(w_spk_t, w_spk_p, hid, out, flags, scale, seg, task, ev_ptr, ev_idx,
+                    ev_val, i, i_out, v_out, ckpt, g_logits, k_max, g_seed, g_hid, g_out,
+                    g_w_in, g_w_spk, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s,
                     g_vo, bits, first, order, sum_w_in, sum_w_rec, sum_w_out, sum_hid,
                     sum_out):
-    """Eq. (B3)-(B13) for every sample: one task per ``GROUP`` samples, in parallel.
+    """Eq. (B3)-(B13) for every sample: one task per ``task`` samples, in parallel.
 
-    See ``_backward_group``. Then the weight gradients of the tasks are added in task
-    order (in parallel over rows) into ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and
-    ``sum_w_out`` (N, C), and the per-neuron gradients of the samples in sample order
-    into ``sum_hid`` (5, N) and ``sum_out`` (2, C). Returns, for each of the five sums,
-    the number of its rows with a non-finite entry.
+    ``task`` from ``task_size``: at most ``GROUP``. See ``_backward_group``. Then the
+    weight gradients of the tasks are added in task order (in parallel over rows) into
+    ``sum_w_in`` (n_in, N), ``sum_w_rec`` (N, N) and ``sum_w_out`` (N, C), and the
+    per-neuron gradients of the samples in sample order into ``sum_hid`` (5, N) and
+    ``sum_out`` (2, C). Returns, for each of the five sums, the number of its rows with
+    a non-finite entry.
     """
     B = i.shape[0]
-    n_tasks = (B + GROUP - 1) // GROUP
+    n_tasks = (B + task - 1) // task
     for grp in prange(n_tasks):
-        b0 = grp * GROUP
-        _backward_group(grp, b0, min(b0 + GROUP, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
+        b0 = grp * task
+        _backward_group(grp, b0, min(b0 + task, B), w_spk_t, w_spk_p, hid, out, flags, scale, seg,
                         ev_ptr, ev_idx, ev_val, i, i_out, v_out, ckpt, g_logits, k_max,
                         g_seed, g_hid, g_out, g_w_in, g_w_spk, ring_i, g_io, seg_v,
                         seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo, bits, first,

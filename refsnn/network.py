@@ -424,7 +424,8 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     k_max = st["k_max"]  # (B3): the state of each maximum, read for the "max" reduction only
     g_seed = g_seed.astype(dt, copy=False)
     seg = st["seg"]
-    n_tasks = -(-B // kn.GROUP)
+    task = kn.task_size(B)
+    n_tasks = -(-B // task)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
     # the returned gradients apart from the work arrays, which are not kept
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
@@ -447,7 +448,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     # ones over the batch in sample order: by the kernel, which counts non-finite sums
     n_bad = kn.backward_kernel(
         st["w_spk_t"], st["w_spk_p"], st["hid"], st["out"], st["flags"],
-        float(conv.surrogate_scale), seg, ptr, ev_idx, ev_val, st["i"], st["i_out"],
+        float(conv.surrogate_scale), seg, task, ptr, ev_idx, ev_val, st["i"], st["i_out"],
         st["v_out"], st["ckpt"], g_logits, k_max, g_seed, g_hid, g_out, g_w_in_tasks,
         g_w_spk_tasks, ring_i, g_io, seg_v, seg_s, v_row, g_spk, g_v, g_v_next, g_s, g_vo,
         bits, first, order, g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum,
