@@ -98,11 +98,12 @@ def test_float32_agrees_with_float64(case):
     assert_grads_close(g32, g64, 1e-3, floors)
 
 
-def test_gradients_bitwise_identical_across_runs_and_thread_counts():
+@pytest.mark.parametrize("batch", [8, 9])  # two tasks of 4 (kernels.task_size); 8 + 1
+def test_gradients_bitwise_identical_across_runs_and_thread_counts(batch):
     rng = np.random.default_rng(11)
     p = refsnn.random_params(30, 16, 5, rng)
-    x = (rng.random((9, 40, 30)) < 0.1).astype(np.float64)
-    y = rng.integers(0, 5, 9)
+    x = (rng.random((batch, 40, 30)) < 0.1).astype(np.float64)
+    y = rng.integers(0, 5, batch)
     conv = refsnn.Conventions.preset("paper")
     before = numba.get_num_threads()
     results = []
