@@ -238,10 +238,10 @@ def aligned(a: np.ndarray) -> np.ndarray:
 
 
 def panels(w_t: np.ndarray) -> np.ndarray:
-    """Return the whole panels of ``w_t`` (M, J): ``w_p[p, m, l] = w_t[m, p L + l]``.
+    """Return the panels of ``w_t`` (M, J): ``w_p[p, m, l] = w_t[m, p L + l]``, 0 past J.
 
-    ``L = PANEL_BYTES // itemsize`` columns per panel, ``J // L`` panels (the last
-    ``J % L`` columns are left out), C-contiguous, so that ``fma_tile4`` reads a panel as
+    ``L = PANEL_BYTES // itemsize`` columns per panel, ``ceil(J / L)`` panels (the last
+    one padded with zero columns), C-contiguous, so that ``fma_tile4`` reads a panel as
     one stream (the columns of ``w_t`` would be rows ``J * itemsize`` bytes apart).
     Made by ``spike_weights`` from the transpose of ``w_t``.
     """
@@ -275,7 +275,8 @@ def spike_weights(w_rec: np.ndarray, w_out: np.ndarray, transposed: bool = True)
     W = CHUNK_VECTORS * 32 // dt.itemsize
     L = PANEL_BYTES // dt.itemsize
     rows = M if transposed else 0
-    w_ch, w_t, w_p = carve(((-(-M // W), N, W), dt), ((rows, N), dt), ((N // L, rows, L), dt))
+    w_ch, w_t, w_p = carve(((-(-M // W), N, W), dt), ((rows, N), dt),
+                           ((-(-N // L), rows, L), dt))
     _fill_spike_weights(w_rec, w_out, w_ch, w_t, w_p)
     return w_ch, w_t, w_p
 
@@ -303,21 +304,21 @@ def _fill_spike_weights(w_rec, w_out, w_ch, w_t, w_p):
     # faster than the transpose first: its reads are a row apart)
     P, _, L = w_p.shape
     for p in range(P):
+        n = min(L, N - p * L)  # the panel's neurons; zero columns past the last
         for m in range(A):
-            for col in range(L):
+            for col in range(n):
                 w_p[p, m, col] = w_rec[p * L + col, m]
+            for col in range(n, L):
+                w_p[p, m, col] = 0
         for m in range(A, M):
-            for col in range(L):
+            for col in range(n):
                 w_p[p, m, col] = w_out[p * L + col, m - A]
+            for col in range(n, L):
+                w_p[p, m, col] = 0
     for m in range(M):
         for p in range(P):
-            for col in range(L):
+            for col in range(min(L, N - p * L)):
                 w_t[m, p * L + col] = w_p[p, m, col]
-    for j in range(P * L, N):
-        for m in range(A):
-            w_t[m, j] = w_rec[j, m]
-        for m in range(A, M):
-            w_t[m, j] = w_out[j, m - A]
 
 
 # ============================================================================ checks, loss
@@ -1057,10 +1058,15 @@ def _matvec_quad(w_t, w_p, x, b, y):
     y)`` for m ascending: the order of ``_matvec_one``, so a sample gets the same bits
     in a quad or alone. The columns in the panels ``w_p`` (``panels(w_t)``) run as
     tiles whose 4 x 2 vectors of sums stay in registers over the whole sum
-    (``fma_tile4``); the last columns, fewer than a panel, one entry at a time.
+    (``fma_tile4``). The last panel, padded with zero columns, runs as a tile too when
+    ``y`` has room for its columns (BPTT's ``g_s`` has): its columns past J are
+    computed and never read. Else the columns past the whole panels run one entry at a
+    time.
     """
     M, J = w_t.shape
     P, _, L = w_p.shape
+    if P * L > y.shape[1]:
+        P = J // L
     for p in range(P):
         fma_tile4(w_p, x, y, b, p)
     for j in range(P * L, J):

@@ -427,6 +427,8 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     task = kn.task_size(B)
     n_tasks = -(-B // task)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
+    # g_s has the columns of the adjoint product's last, padded panel (``_matvec_quad``)
+    n_pad = st["w_spk_p"].shape[0] * st["w_spk_p"].shape[2]
     # the returned gradients apart from the work arrays, which are not kept
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(
         ((p.n_in, N), dt), ((N, N), dt), ((N, C), dt), ((5, N), dt), ((2, C), dt))
@@ -437,13 +439,14 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
         ((B, 5, N), dt), ((B, 2, C), dt), ((n_tasks, p.n_in, N), dt),
         ((n_tasks, N, grad_cols), dt), ((B, conv.recurrent_delay + 2, N), dt),
         ((K + 1, B, C), dt), ((B, seg, N), dt), ((seg, B, N), dt), ((B, N), dt),
-        ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, N), dt), ((B, C), dt),
+        ((seg, B, grad_cols), dt), ((B, N), dt), ((B, N), dt), ((B, n_pad), dt), ((B, C), dt),
         ((n_tasks, N), np.int64), ((n_tasks, p.n_in + 1), np.int64),
         ((n_tasks, most_events), np.int64),
     )
     g_hid.fill(0)
     g_out.fill(0)
     g_spk[:, :, N + C:] = 0  # the kernel writes the first N + C columns of every state
+    g_s[:, N:] = 0  # the padded panel's columns: computed, never read
     # the weight gradients (B12)-(B13) summed over the tasks in task order, the per-neuron
     # ones over the batch in sample order: by the kernel, which counts non-finite sums
     n_bad = kn.backward_kernel(

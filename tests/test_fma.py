@@ -102,8 +102,10 @@ def test_fma_tile_is_the_chain_of_fma_entry_by_entry(dtype):
     M, J, B = 9, 2 * L + 3, 6
     w_t = rng.standard_normal((M, J)).astype(dtype)
     w_p = kn.panels(w_t)
-    assert w_p.shape == (2, M, L) and w_p.flags.c_contiguous
+    assert w_p.shape == (3, M, L) and w_p.flags.c_contiguous
     assert np.array_equal(w_p[1], w_t[:, L:2 * L])
+    # the last panel holds the last 3 columns, then zeros
+    assert np.array_equal(w_p[2, :, :3], w_t[:, 2 * L:]) and not w_p[2, :, 3:].any()
     x = rng.standard_normal((B, M)).astype(dtype)
     x[2, 3] = 0  # a zero term adds nothing
     y0 = rng.standard_normal((B, J)).astype(dtype)
@@ -137,6 +139,13 @@ def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
         if J <= 16:
             assert _same_bits(quad[b], _chain(w_t, x, y0, b, range(J))[b])
     assert _same_bits(quad[0], y0[0])
+    # with room in y for the padded last panel's columns (as BPTT's g_s has), that panel
+    # runs as a tile too: the same bits in the first J columns
+    L = kn.PANEL_BYTES // np.dtype(dtype).itemsize
+    wide = np.zeros((5, -(-J // L) * L), dtype)
+    wide[:, :J] = y0
+    kn._matvec_quad(w_t, kn.panels(w_t), x, 1, wide)
+    assert _same_bits(wide[:, :J], quad) and not wide[:, J:].any()
     want = y0[1:] + x[1:] @ w_t  # the product itself, to float rounding
     tol = 50 * np.finfo(dtype).eps * (np.abs(y0[1:]) + np.abs(x[1:]) @ np.abs(w_t))
     assert np.all(np.abs(quad[1:] - want) <= tol)
@@ -379,9 +388,11 @@ def test_spike_weights_are_the_chunks_transpose_and_panels_of_w_spk(dtype, N, C)
     w_ch, w_t, w_p = kn.spike_weights(w_rec, w_out)
     assert np.array_equal(w_t, w_spk.T) and w_t.flags.c_contiguous
     L = kn.PANEL_BYTES // w_t.itemsize
-    assert w_p.shape == (N // L, N + C, L)
-    for p in range(N // L):  # w_p[p, m, l] = w_t[m, p L + l]
-        assert np.array_equal(w_p[p], w_t[:, p * L:(p + 1) * L])
+    assert w_p.shape == (-(-N // L), N + C, L)
+    padded = np.zeros((N + C, w_p.shape[0] * L), dtype)
+    padded[:, :N] = w_t
+    for p in range(w_p.shape[0]):  # w_p[p, m, l] = w_t[m, p L + l], 0 past column N
+        assert np.array_equal(w_p[p], padded[:, p * L:(p + 1) * L])
     flat = w_ch.transpose(1, 0, 2).reshape(N, -1)
     assert np.array_equal(flat[:, :N + C], w_spk) and not flat[:, N + C:].any()
     for a in (w_ch, w_t, w_p):
