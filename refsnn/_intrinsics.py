@@ -40,6 +40,13 @@ k = e0 .. e1-1 (row ``at.flat[k]`` of ``src``, value ``vals.flat[k]``) to the ru
 fma), then the rest one by one, the run's sums in registers; with ``vals`` None every
 value is 1 and the rows are added unmultiplied (1 w = w: the same bits).
 
+``add_events_few(dst, d0, src, s0, at, vals, e0, e1, ncols)`` and
+``fma_rows_few(dst, d0, src, s0, at, e0, e1, ncols)`` are ``add_events`` and
+``fma_rows`` (without coefficients) for the first ``ncols`` columns of one 32-byte
+vector, ``ncols`` at run time and at most a vector's lanes: masked loads and stores,
+which read and write nothing past those columns, so that the last columns of a row
+need not be added one at a time (the same bits: each lane is its own chain).
+
 ``prefetch(x, start)`` asks the memory system for the cache line that holds
 ``x.flat[start]`` (LLVM's ``llvm.prefetch``: a read, kept in every cache level) and
 changes nothing else; ``start`` may lie past the end of ``x``, as a prefetch never
@@ -163,6 +170,10 @@ def _popcount(typingctx, v):
 
 
 def _py_add_events(dst, d0, src, s0, at, vals, e0, e1, nvec):
+    _py_add_events_few(dst, d0, src, s0, at, vals, e0, e1, nvec * 32 // dst.itemsize)
+
+
+def _py_add_events_few(dst, d0, src, s0, at, vals, e0, e1, ncols):
     flat, at = dst.reshape(-1), at.reshape(-1)
     rows = src.reshape(-1, src.shape[-1])
     one = dst.dtype.type(1)
@@ -171,7 +182,7 @@ def _py_add_events(dst, d0, src, s0, at, vals, e0, e1, nvec):
         v = one if vals is None else vals.reshape(-1)[k]
         return v * rows[at[k], s0 + col]
 
-    for col in range(nvec * 32 // dst.itemsize):
+    for col in range(ncols):
         acc, e = flat[d0 + col], e0
         while e + 4 <= e1:
             acc += (term(e, col) + term(e + 1, col)) + (term(e + 2, col) + term(e + 3, col))
@@ -234,9 +245,17 @@ def _py_fma_tile4(w_p, x, y, b, p):
 
 
 def _py_fma_rows(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
+    _py_fma_rows_cols(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec * 32 // dst.itemsize)
+
+
+def _py_fma_rows_few(dst, d0, src, s0, at, e0, e1, ncols):
+    _py_fma_rows_cols(dst, d0, src, s0, at, e0, e1, None, 0, 0, ncols)
+
+
+def _py_fma_rows_cols(dst, d0, src, s0, at, e0, e1, coef, c0, cs, ncols):
     flat, at = dst.reshape(-1), at.reshape(-1)
     rows = src.reshape(-1, src.shape[-1])
-    for col in range(nvec * 32 // dst.itemsize):
+    for col in range(ncols):
         acc = flat[d0 + col]
         for k in range(e0, e1):
             if coef is None:  # a unit coefficient: fma(1, w, acc) is the rounded sum
@@ -357,6 +376,47 @@ class _Vectors:
             self.builder.store(self.builder.load(slot), ptr, align=self.align)
 
 
+class _MaskedVectors(_Vectors):
+    """``_Vectors`` whose run is the first ``ncols`` lanes of one 32-byte vector.
+
+    ``ncols`` is a runtime count, at most a vector's lanes. Only those lanes are loaded
+    and stored (``llvm.masked.load`` / ``store``), so nothing past them is read or
+    written; they are computed as in a full vector, so each gives the same bits.
+    """
+
+    def __init__(self, context, builder, dtype, ncols):
+        super().__init__(context, builder, dtype)
+        self.vecty = ir.VectorType(self.fty, self.unit)
+        iota = ir.Constant(ir.VectorType(self.intp, self.unit), list(range(self.unit)))
+        self.mask = builder.icmp_unsigned("<", iota, _splat(builder, ncols, iota.type))
+
+    def run(self, n_units):
+        return [(0, self.vecty)]
+
+    def _masked(self, op, vecty):
+        ptrty = vecty.as_pointer()
+        i32, masky = ir.IntType(32), self.mask.type
+        args = ([ptrty, i32, masky, vecty] if op == "load" else [vecty, ptrty, i32, masky])
+        ret = vecty if op == "load" else ir.VoidType()
+        name = f"llvm.masked.{op}.v{vecty.count}{'f32' if self.align == 4 else 'f64'}.p0"
+        return cgutils.get_or_insert_function(self.builder.module,
+                                              ir.FunctionType(ret, args), name)
+
+    def load(self, data, idx, vecty):
+        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
+        return self.builder.call(self._masked("load", vecty),
+                                 [ptr, ir.Constant(ir.IntType(32), self.align), self.mask,
+                                  ir.Constant(vecty, None)])
+
+    def store(self, data, base, slots):
+        for off, vecty, slot in slots:
+            idx = self.builder.add(base, self.const(off))
+            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
+            self.builder.call(self._masked("store", vecty),
+                              [self.builder.load(slot), ptr,
+                               ir.Constant(ir.IntType(32), self.align), self.mask])
+
+
 def _fma_name(float_type, lanes=0):
     """Name LLVM's fma for a float (``lanes=0``) or a vector of ``lanes`` floats."""
     bits = "f64" if isinstance(float_type, ir.DoubleType) else "f32"
@@ -457,23 +517,28 @@ def _fma_rows(typingctx, dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec):
     n_vec = nvec.literal_value
 
     def codegen(context, builder, sig, args):
-        dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
-                              for i in (0, 2, 4))
-        coef_r = _coefficient(context, builder, sig.args[7], args[7])
-        d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
-                                        for i in (1, 3, 5, 6, 8, 9))
         vec = _Vectors(context, builder, sig.args[0].dtype)
-        acc = vec.sums(dst_a.data, d0_, vec.run(n_vec))
-        with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
-            k = builder.add(e0_, loop.index)
-            r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
-                             sig.args[4].dtype, types.intp)
-            vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
-                        _row_start(builder, src_a, sig.args[2], r, s0_))
-        vec.store(dst_a.data, d0_, acc)
+        _fma_rows_ir(context, builder, sig, args, vec, n_vec)
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, s0, at, e0, e1, coef, c0, cs, nvec), codegen
+
+
+def _fma_rows_ir(context, builder, sig, args, vec, n_vec):
+    """Build the body of ``fma_rows`` (its arguments, in its order) on the vectors ``vec``."""
+    dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                          for i in (0, 2, 4))
+    coef_r = _coefficient(context, builder, sig.args[7], args[7])
+    d0_, s0_, e0_, e1_, c0_, cs_ = (context.cast(builder, args[i], sig.args[i], types.intp)
+                                    for i in (1, 3, 5, 6, 8, 9))
+    acc = vec.sums(dst_a.data, d0_, vec.run(n_vec))
+    with cgutils.for_range(builder, builder.sub(e1_, e0_)) as loop:
+        k = builder.add(e0_, loop.index)
+        r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
+                         sig.args[4].dtype, types.intp)
+        vec.add_row(acc, coef_r(builder.add(c0_, builder.mul(r, cs_))), src_a.data,
+                    _row_start(builder, src_a, sig.args[2], r, s0_))
+    vec.store(dst_a.data, d0_, acc)
 
 
 @intrinsic
@@ -518,45 +583,87 @@ def _add_events(typingctx, dst, d0, src, s0, at, vals, e0, e1, nvec):
     n_vec = nvec.literal_value
 
     def codegen(context, builder, sig, args):
-        dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
-                              for i in (0, 2, 4))
-        val_r = _coefficient(context, builder, sig.args[5], args[5])
-        d0_, s0_, e0_, e1_ = (context.cast(builder, args[i], sig.args[i], types.intp)
-                              for i in (1, 3, 6, 7))
-        vec = _Vectors(context, builder, sig.args[0].dtype)
-        run = vec.run(n_vec)
-        acc = vec.sums(dst_a.data, d0_, run)
-
-        def event(k):
-            """Return the row start and the value (None: 1) of event k."""
-            r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
-                             sig.args[4].dtype, types.intp)
-            return _row_start(builder, src_a, sig.args[2], r, s0_), val_r(k)
-
-        def term(ev, off, vecty):
-            """Return ``vals[k] * src[at[k], s0 + off ...]`` as a vector, each product rounded."""
-            w = vec.load(src_a.data, builder.add(ev[0], vec.const(off)), vecty)
-            return w if ev[1] is None else builder.fmul(vec.splat(ev[1], vecty), w)
-
-        def add_to_sum(slot, x):
-            builder.store(builder.fadd(builder.load(slot), x), slot)
-
-        n_quads = builder.sdiv(builder.sub(e1_, e0_), vec.const(4))
-        with cgutils.for_range(builder, n_quads) as loop:
-            e = builder.add(e0_, builder.mul(loop.index, vec.const(4)))
-            evs = [event(builder.add(e, vec.const(h))) for h in range(4)]
-            for off, vecty, slot in acc:  # a vector at a time: few registers live
-                a, b, c, d = (term(ev, off, vecty) for ev in evs)
-                add_to_sum(slot, builder.fadd(builder.fadd(a, b), builder.fadd(c, d)))
-        rest = builder.add(e0_, builder.mul(n_quads, vec.const(4)))
-        with cgutils.for_range(builder, builder.sub(e1_, rest)) as loop:
-            ev = event(builder.add(rest, loop.index))
-            for off, vecty, slot in acc:
-                add_to_sum(slot, term(ev, off, vecty))
-        vec.store(dst_a.data, d0_, acc)
+        _add_events_ir(context, builder, sig, args, _Vectors(context, builder, sig.args[0].dtype),
+                       n_vec)
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, s0, at, vals, e0, e1, nvec), codegen
+
+
+def _add_events_ir(context, builder, sig, args, vec, n_vec):
+    """Build the body of ``add_events`` (its arguments, in its order) on the vectors ``vec``."""
+    dst_a, src_a, at_a = (context.make_array(sig.args[i])(context, builder, args[i])
+                          for i in (0, 2, 4))
+    val_r = _coefficient(context, builder, sig.args[5], args[5])
+    d0_, s0_, e0_, e1_ = (context.cast(builder, args[i], sig.args[i], types.intp)
+                          for i in (1, 3, 6, 7))
+    acc = vec.sums(dst_a.data, d0_, vec.run(n_vec))
+
+    def event(k):
+        """Return the row start and the value (None: 1) of event k."""
+        r = context.cast(builder, builder.load(builder.gep(at_a.data, [k])),
+                         sig.args[4].dtype, types.intp)
+        return _row_start(builder, src_a, sig.args[2], r, s0_), val_r(k)
+
+    def term(ev, off, vecty):
+        """Return ``vals[k] * src[at[k], s0 + off ...]`` as a vector, each product rounded."""
+        w = vec.load(src_a.data, builder.add(ev[0], vec.const(off)), vecty)
+        return w if ev[1] is None else builder.fmul(vec.splat(ev[1], vecty), w)
+
+    def add_to_sum(slot, x):
+        builder.store(builder.fadd(builder.load(slot), x), slot)
+
+    n_quads = builder.sdiv(builder.sub(e1_, e0_), vec.const(4))
+    with cgutils.for_range(builder, n_quads) as loop:
+        e = builder.add(e0_, builder.mul(loop.index, vec.const(4)))
+        evs = [event(builder.add(e, vec.const(h))) for h in range(4)]
+        for off, vecty, slot in acc:  # a vector at a time: few registers live
+            a, b, c, d = (term(ev, off, vecty) for ev in evs)
+            add_to_sum(slot, builder.fadd(builder.fadd(a, b), builder.fadd(c, d)))
+    rest = builder.add(e0_, builder.mul(n_quads, vec.const(4)))
+    with cgutils.for_range(builder, builder.sub(e1_, rest)) as loop:
+        ev = event(builder.add(rest, loop.index))
+        for off, vecty, slot in acc:
+            add_to_sum(slot, term(ev, off, vecty))
+    vec.store(dst_a.data, d0_, acc)
+
+
+def _few_typed(ncols):
+    return isinstance(ncols, types.Integer)
+
+
+@intrinsic
+def _add_events_few(typingctx, dst, d0, src, s0, at, vals, e0, e1, ncols):
+    if not (_listed_rows_typed(dst, src, vals, types.IntegerLiteral(1), at, (d0, s0, e0, e1))
+            and _few_typed(ncols)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = context.cast(builder, args[8], sig.args[8], types.intp)
+        _add_events_ir(context, builder, sig, args,
+                       _MaskedVectors(context, builder, sig.args[0].dtype, n), 1)
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, src, s0, at, vals, e0, e1, ncols), codegen
+
+
+@intrinsic
+def _fma_rows_few(typingctx, dst, d0, src, s0, at, e0, e1, ncols):
+    if not (_listed_rows_typed(dst, src, types.none, types.IntegerLiteral(1), at,
+                               (d0, s0, e0, e1)) and _few_typed(ncols)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = context.cast(builder, args[7], sig.args[7], types.intp)
+        # fma_rows' arguments: no coefficient (None at 7, zeros at 8 and 9)
+        full = types.none(*sig.args[:7], types.none, types.intp, types.intp, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        _fma_rows_ir(context, builder, full,
+                     [*args[:7], context.get_dummy_value(), zero, zero, zero],
+                     _MaskedVectors(context, builder, sig.args[0].dtype, n), 1)
+        return context.get_dummy_value()
+
+    return types.none(dst, d0, src, s0, at, e0, e1, ncols), codegen
 
 
 def _py_prefetch(x, start):
@@ -639,6 +746,7 @@ if numba.config.DISABLE_JIT:
     fma, fma_tile4, fma_rows, fma_bits = _py_fma, _py_fma_tile4, _py_fma_rows, _py_fma_bits
     store_set_bits, add_events = _py_store_set_bits, _py_add_events
     prefetch = _py_prefetch
+    add_events_few, fma_rows_few = _py_add_events_few, _py_fma_rows_few
 else:
     nonzero_mask32, nonfinite_mask32 = _nonzero_mask32, _nonfinite_mask32
     nonbinary_mask32 = _nonbinary_mask32
@@ -646,3 +754,4 @@ else:
     fma, fma_tile4, fma_rows, fma_bits = _fma, _fma_tile4, _fma_rows, _fma_bits
     store_set_bits, add_events = _store_set_bits, _add_events
     prefetch = _prefetch
+    add_events_few, fma_rows_few = _add_events_few, _fma_rows_few

@@ -109,9 +109,11 @@ import numpy as np
 from ._intrinsics import (
     VECTOR_BYTES,
     add_events,
+    add_events_few,
     fma,
     fma_bits,
     fma_rows,
+    fma_rows_few,
     fma_tile4,
     nonbinary_mask32,
     nonfinite_mask32,
@@ -152,11 +154,12 @@ WIDE = VECTOR_BYTES // 32
 CHUNK_VECTORS = 5 * WIDE
 #: 32-byte vectors of columns per call of ``add_events`` in Eq. (2) (``_hidden_update``)
 #: and of ``fma_rows`` in (B12) (``_input_weight_grad``); the columns past the last
-#: whole run go in runs of a half, a quarter and an eighth of it, then one by one, so
-#: that a hidden layer narrower than a run still runs in vectors
+#: whole run go in runs of a half, a quarter, an eighth and a sixteenth of it (at least
+#: one 32-byte vector), the last ones (fewer than a 32-byte vector) as one masked
+#: vector, so that a hidden layer of any width runs in vectors
 INPUT_VECTORS = 8 * WIDE
-INPUT_VECTORS_2, INPUT_VECTORS_4, INPUT_VECTORS_8 = (INPUT_VECTORS // 2, INPUT_VECTORS // 4,
-                                                     max(1, INPUT_VECTORS // 8))
+INPUT_VECTORS_2, INPUT_VECTORS_4 = INPUT_VECTORS // 2, INPUT_VECTORS // 4
+INPUT_VECTORS_8, INPUT_VECTORS_16 = max(1, INPUT_VECTORS // 8), max(1, INPUT_VECTORS // 16)
 #: 32-byte vectors of columns per chunk of the adjoint rows in (B13)
 #: (``_spike_weight_grad``): 80 columns in float32 (160 with AVX-512), 40 in float64 (80)
 SPIKE_GRAD_VECTORS = 10 * WIDE
@@ -651,9 +654,9 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
 def _input_runs_rest(acc, d0, w_in, ev_idx, ev_val, e0, e1, n0, N):
     """Add Eq. (2)'s events to the columns n0 .. N-1 (fewer than a whole run).
 
-    ``add_events`` in runs of a half, a quarter and an eighth of ``INPUT_VECTORS``;
-    returns the columns done (the rest are fewer than the shortest run). ``ev_val``
-    None: every value is 1.
+    ``add_events`` in runs of a half, a quarter, an eighth and a sixteenth of
+    ``INPUT_VECTORS``, then the last columns, fewer than a 32-byte vector, as one masked
+    vector (``add_events_few``). ``ev_val`` None: every value is 1.
     """
     cols = 32 // acc.itemsize  # columns per 32-byte vector
     if n0 + INPUT_VECTORS_2 * cols <= N:
@@ -665,15 +668,19 @@ def _input_runs_rest(acc, d0, w_in, ev_idx, ev_val, e0, e1, n0, N):
     if n0 + INPUT_VECTORS_8 * cols <= N:
         add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_8)
         n0 += INPUT_VECTORS_8 * cols
-    return n0
+    if n0 + INPUT_VECTORS_16 * cols <= N:
+        add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_16)
+        n0 += INPUT_VECTORS_16 * cols
+    if n0 < N:
+        add_events_few(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, N - n0)
 
 
 @jit_noinline
 def _input_grad_runs_rest(g_w_in, d0, g_i, order, k0, k1, n0, N):
     """Add (B12)'s rows of ``g_i`` to the columns n0 .. N-1 (fewer than a whole run).
 
-    ``fma_rows`` without coefficients, in the runs of ``_input_runs_rest``; returns the
-    columns done.
+    ``fma_rows`` without coefficients, in the runs of ``_input_runs_rest``, the last
+    columns as one masked vector (``fma_rows_few``).
     """
     cols = 32 // g_w_in.itemsize
     if n0 + INPUT_VECTORS_2 * cols <= N:
@@ -685,7 +692,11 @@ def _input_grad_runs_rest(g_w_in, d0, g_i, order, k0, k1, n0, N):
     if n0 + INPUT_VECTORS_8 * cols <= N:
         fma_rows(g_w_in, d0 + n0, g_i, n0, order, k0, k1, None, 0, 0, INPUT_VECTORS_8)
         n0 += INPUT_VECTORS_8 * cols
-    return n0
+    if n0 + INPUT_VECTORS_16 * cols <= N:
+        fma_rows(g_w_in, d0 + n0, g_i, n0, order, k0, k1, None, 0, 0, INPUT_VECTORS_16)
+        n0 += INPUT_VECTORS_16 * cols
+    if n0 < N:
+        fma_rows_few(g_w_in, d0 + n0, g_i, n0, order, k0, k1, N - n0)
 
 
 @jit_noinline
@@ -720,27 +731,11 @@ def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset,
                 add_events(acc, b * A + n0, w_in, n0, ev_idx, None, e0, e1, INPUT_VECTORS)
             else:
                 add_events(acc, b * A + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS)
-        n_run = n_full
-        if n_full < N:  # shorter runs for the rest
+        if n_full < N:  # shorter runs, then a masked vector, for the rest
             if spikes:
-                n_run = _input_runs_rest(acc, b * A, w_in, ev_idx, None, e0, e1, n_full, N)
+                _input_runs_rest(acc, b * A, w_in, ev_idx, None, e0, e1, n_full, N)
             else:
-                n_run = _input_runs_rest(acc, b * A, w_in, ev_idx, ev_val, e0, e1, n_full, N)
-        # the last columns, fewer than the shortest run: the same sums, entry by entry
-        e = e0
-        while e + 4 <= e1:
-            va, vb, vc, vd = ev_val[e], ev_val[e + 1], ev_val[e + 2], ev_val[e + 3]
-            ra, rb, rc, rd = ev_idx[e], ev_idx[e + 1], ev_idx[e + 2], ev_idx[e + 3]
-            for n in range(n_run, N):
-                acc[b, n] += ((va * w_in[ra, n] + vb * w_in[rb, n])
-                              + (vc * w_in[rc, n] + vd * w_in[rd, n]))
-            e += 4
-        while e < e1:
-            val = ev_val[e]
-            row = ev_idx[e]
-            for n in range(n_run, N):
-                acc[b, n] += val * w_in[row, n]
-            e += 1
+                _input_runs_rest(acc, b * A, w_in, ev_idx, ev_val, e0, e1, n_full, N)
         # whether a state overflowed (``v - v != 0`` holds for inf and NaN only): a flag,
         # not a count, so that the loop runs on whole vectors of floats (an int64 count
         # took 4 lanes of floats per vector)
@@ -1111,7 +1106,6 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
     run = INPUT_VECTORS * 32 // g_w_in.itemsize  # columns per call of fma_rows
     n_full = N - N % run
     L = order.shape[1]
-    g_flat = g_i.reshape(-1)
     for m in range(n_in):
         for n in range(N):
             g_w_in[grp, m, n] = 0
@@ -1150,14 +1144,9 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
                 for n0 in range(0, n_full, run):
                     fma_rows(g_w_in, base + n0, g_i, n0, order, grp * L + lo, grp * L + hi,
                              None, 0, 0, INPUT_VECTORS)
-                n_run = n_full
-                if n_full < N:  # shorter runs for the rest
-                    n_run = _input_grad_runs_rest(g_w_in, base, g_i, order, grp * L + lo,
-                                                  grp * L + hi, n_full, N)
-                for k in range(lo, hi):
-                    at = order[grp, k] * N
-                    for n in range(n_run, N):
-                        g_w_in[grp, m, n] += g_flat[at + n]
+                if n_full < N:  # shorter runs, then a masked vector, for the rest
+                    _input_grad_runs_rest(g_w_in, base, g_i, order, grp * L + lo,
+                                          grp * L + hi, n_full, N)
             lo = hi
 
 

@@ -402,33 +402,73 @@ def test_spike_weights_are_the_chunks_transpose_and_panels_of_w_spk(dtype, N, C)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N", [1, 7, 8, 24, 40, 56, 100, 120, 200, 300])
+@pytest.mark.parametrize("N", [1, 7, 8, 24, 40, 56, 100, 120, 130, 200, 300])
 def test_input_runs_cover_the_columns_past_the_whole_runs_in_vectors(dtype, N):
     # Eq. (2) and (B12) add a hidden layer's columns in runs of INPUT_VECTORS, then the
-    # rest in runs of its half, quarter and eighth (``_input_runs_rest``,
-    # ``_input_grad_runs_rest``), then one by one: the rest runs must give the
-    # definition's bits, leave fewer columns than the shortest run, and touch nothing else
+    # rest in shorter runs and one masked vector (``_input_runs_rest``,
+    # ``_input_grad_runs_rest``): the rest must get the definition's bits, and nothing
+    # before it may change
     rng = np.random.default_rng(N)
-    cols = 32 // np.dtype(dtype).itemsize
-    run, shortest = kn.INPUT_VECTORS * cols, kn.INPUT_VECTORS_8 * cols
+    run = kn.INPUT_VECTORS * 32 // np.dtype(dtype).itemsize
     n_full = N - N % run
     src = (rng.standard_normal((30, N)) * 10.0 ** rng.integers(-4, 4, (30, 1))).astype(dtype)
     at = rng.integers(0, 30, 11).astype(np.int32)
+    at[-1] = 29  # the last row of src, whose end is the array's
     vals = (rng.integers(1, 4, 11) * rng.choice([1, 0.37], 11)).astype(dtype)
     A = N + 3
     for ones in (False, True):
         acc0 = rng.standard_normal((2, A)).astype(dtype)
         got, want = acc0.copy(), acc0.copy()
         v = None if ones else vals
-        n_run = kn._input_runs_rest(got, A, src, at, v, 1, 10, n_full, N)
-        assert n_full <= n_run <= N and N - n_run < shortest and (n_run - n_full) % cols == 0
-        _add_events_definition(want, A + n_full, src, n_full, at, v, 1, 10, n_run - n_full)
+        kn._input_runs_rest(got, A, src, at, v, 1, 11, n_full, N)
+        _add_events_definition(want, A + n_full, src, n_full, at, v, 1, 11, N - n_full)
         assert _same_bits(got, want), ones
+        assert _same_bits(got[1, N:], acc0[1, N:]) and _same_bits(got[0], acc0[0])
     acc0 = rng.standard_normal((2, A)).astype(dtype)
     got, want = acc0.copy(), acc0.copy()
-    n_run = kn._input_grad_runs_rest(got, A, src, at, 1, 10, n_full, N)
-    assert n_full <= n_run <= N and N - n_run < shortest
-    vec._py_fma_rows(want, A + n_full, src, n_full, at, 1, 10, None, 0, 0,
-                     (n_run - n_full) // cols)
+    kn._input_grad_runs_rest(got, A, src, at, 1, 11, n_full, N)
+    vec._py_fma_rows_cols(want, A + n_full, src, n_full, at, 1, 11, None, 0, 0, N - n_full)
     assert _same_bits(got, want)
-    assert _same_bits(got, acc0) == (n_run == n_full)
+    assert _same_bits(got, acc0) == (n_full == N)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_few_columns_are_the_definition_in_one_masked_vector(dtype):
+    # add_events_few and fma_rows_few: the first ncols lanes of one 32-byte vector, for
+    # every ncols a vector holds; the row's end is the array's end (a full load would
+    # read past it), and nothing past the ncols columns of dst changes
+    @njit
+    def few(dst, d0, src, s0, at, vals, e0, e1, n, which):
+        if which == 0:
+            vec.add_events_few(dst, d0, src, s0, at, vals, e0, e1, n)
+        elif which == 1:
+            vec.add_events_few(dst, d0, src, s0, at, None, e0, e1, n)
+        else:
+            vec.fma_rows_few(dst, d0, src, s0, at, e0, e1, n)
+
+    rng = np.random.default_rng(7)
+    lanes = 32 // np.dtype(dtype).itemsize
+    W = 2 * lanes + 3
+    src = (rng.standard_normal((20, W)) * 10.0 ** rng.integers(-4, 4, (20, 1))).astype(dtype)
+    at = rng.integers(0, 20, 9).astype(np.int32)
+    at[3] = 19
+    vals = (rng.integers(1, 4, 9) * rng.choice([1, 0.37], 9)).astype(dtype)
+    for n in range(lanes + 1):
+        for which in range(3):
+            dst0 = rng.standard_normal(3 * lanes).astype(dtype)
+            got, want = dst0.copy(), dst0.copy()
+            few(got, 2, src, W - n, at, vals, 0, 9, n, which)
+            if which == 2:
+                vec._py_fma_rows_cols(want, 2, src, W - n, at, 0, 9, None, 0, 0, n)
+            else:
+                _add_events_definition(want, 2, src, W - n, at, None if which else vals, 0,
+                                       9, n)
+            assert _same_bits(got, want), (n, which)
+            assert _same_bits(got, dst0) == (n == 0)
+            twin = dst0.copy()
+            if which == 2:
+                vec._py_fma_rows_few(twin, 2, src, W - n, at, 0, 9, n)
+            else:
+                vec._py_add_events_few(twin, 2, src, W - n, at, None if which else vals, 0,
+                                       9, n)
+            assert _same_bits(twin, want), (n, which)
