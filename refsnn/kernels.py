@@ -659,6 +659,7 @@ def _input_runs_rest(acc, d0, w_in, ev_idx, ev_val, e0, e1, n0, N):
     vector (``add_events_few``). ``ev_val`` None: every value is 1.
     """
     cols = 32 // acc.itemsize  # columns per 32-byte vector
+    # a call per run length, written out: an intrinsic's nvec is a compile-time literal
     if n0 + INPUT_VECTORS_2 * cols <= N:
         add_events(acc, d0 + n0, w_in, n0, ev_idx, ev_val, e0, e1, INPUT_VECTORS_2)
         n0 += INPUT_VECTORS_2 * cols
