@@ -329,10 +329,18 @@ class _Vectors:
             h += units
         return parts
 
+    def _pointer(self, data, idx, vecty):
+        return self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
+
+    def _load_at(self, ptr, vecty):
+        return self.builder.load(ptr, align=self.align)
+
+    def _store_at(self, value, ptr):
+        self.builder.store(value, ptr, align=self.align)
+
     def load(self, data, idx, vecty):
         """Load the vector at flat element ``idx`` of ``data`` (unaligned)."""
-        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
-        return self.builder.load(ptr, align=self.align)
+        return self._load_at(self._pointer(data, idx, vecty), vecty)
 
     def splat(self, scalar, vecty):
         """Return a vector with every lane ``scalar``."""
@@ -371,9 +379,8 @@ class _Vectors:
     def store(self, data, base, slots):
         """Store the slots back to ``data`` at ``base``."""
         for off, vecty, slot in slots:
-            idx = self.builder.add(base, self.const(off))
-            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
-            self.builder.store(self.builder.load(slot), ptr, align=self.align)
+            self._store_at(self.builder.load(slot),
+                           self._pointer(data, self.builder.add(base, self.const(off)), vecty))
 
 
 class _MaskedVectors(_Vectors):
@@ -402,19 +409,14 @@ class _MaskedVectors(_Vectors):
         return cgutils.get_or_insert_function(self.builder.module,
                                               ir.FunctionType(ret, args), name)
 
-    def load(self, data, idx, vecty):
-        ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
+    def _load_at(self, ptr, vecty):
         return self.builder.call(self._masked("load", vecty),
                                  [ptr, ir.Constant(ir.IntType(32), self.align), self.mask,
                                   ir.Constant(vecty, None)])
 
-    def store(self, data, base, slots):
-        for off, vecty, slot in slots:
-            idx = self.builder.add(base, self.const(off))
-            ptr = self.builder.bitcast(self.builder.gep(data, [idx]), vecty.as_pointer())
-            self.builder.call(self._masked("store", vecty),
-                              [self.builder.load(slot), ptr,
-                               ir.Constant(ir.IntType(32), self.align), self.mask])
+    def _store_at(self, value, ptr):
+        self.builder.call(self._masked("store", value.type),
+                          [value, ptr, ir.Constant(ir.IntType(32), self.align), self.mask])
 
 
 def _fma_name(float_type, lanes=0):
