@@ -31,11 +31,10 @@ their rows are added without reading a coefficient. Then each sample's update
 (``_hidden_update``): the input events add their rows of ``w_in`` (Eq. (2)) four at a time,
 ``acc += (a w_a + b w_b) + (c w_c + d w_d)`` (then one by one), a run of columns at a
 time with the run's sums in registers (``add_events``; the values are not read for a
-step of spike input; the columns past the whole runs in runs of a half, a quarter and
-an eighth of one, so that a layer narrower than a run, 128 neurons in float32 with
-AVX-512, is not added one column at a time), and Eq. (3)-(6) give the membrane. The
-lists of input events and of spiking neurons are written from bit masks without a
-branch per bit (``store_set_bits``).
+step of spike input; the columns past the whole runs in shorter runs, then the last
+few as one masked vector, so that no width of layer is added one column at a time),
+and Eq. (3)-(6) give the membrane. The lists of input events and of spiking neurons
+are written from bit masks without a branch per bit (``store_set_bits``).
 
 For BPTT the forward pass stores the currents ``i`` and ``i_out`` and the readout
 membrane ``v_out`` of every state, but the hidden membrane ``v`` only every ``seg``
