@@ -29,7 +29,7 @@ case's own shapes and counts (taken from its forward pass):
 - ``update dw_in``: the same as ``update dw_spk`` for ``dL/dw_in`` (B12): once per
   sample and input with an event, rows ascending within a sample.
 - ``adjoint``: the dense product (B6) + (B11), ``g_s += w_spk g_spk``, timed as
-  refsnn's own ``_matvec_quad`` (four samples per pass of the weights, register
+  refsnn's own ``_matvec_quads`` (four samples per pass of the weights, register
   tiles of fused multiply-adds) in a loop.
 - ``scan``: reading the dense input once (refsnn's input check, whose work is
   ``scan_input``, on all threads).
@@ -95,7 +95,7 @@ def update_rows(g_w, rows, g):
 def adjoint_states(w_t, w_p, g_spk, g_s, states):
     """refsnn's dense adjoint product for 4 samples, ``states`` times."""
     for _ in range(states):
-        kernels._matvec_quad(w_t, w_p, g_spk, 0, g_s)
+        kernels._matvec_quads(w_t, w_p, g_spk, 0, 4, g_s)
     return g_s[0, 0]
 
 

@@ -12,7 +12,7 @@ of its masks (``store_set_bits``, below).
 
 ``fma(a, b, c)`` is ``a * b + c`` rounded once (IEEE fused multiply-add), and
 ``fma_tile4(w_p, x, y, b, p)`` applies it to a tile of the dense adjoint product
-(``refsnn.kernels._matvec_quad``). ``w_p`` (P, M, L) holds the columns of a matrix
+(``refsnn.kernels._matvec_quads``). ``w_p`` (P, M, L) holds the columns of a matrix
 ``w_t`` (M, J) in panels of ``L = 64 // itemsize`` columns (16 in float32, 8 in
 float64), ``w_p[p, m, l] = w_t[m, p L + l]``, so that a tile reads its columns as one
 stream; for the four rows ``b .. b+3`` of ``y`` and the columns of panel ``p``,
@@ -386,15 +386,17 @@ class _Vectors:
 class _MaskedVectors(_Vectors):
     """``_Vectors`` whose run is the first ``ncols`` lanes of one 32-byte vector.
 
-    ``ncols`` is a runtime count, at most a vector's lanes. Only those lanes are loaded
+    (Of one vector of ``lanes`` lanes, when given: ``rowwise``.) ``ncols`` is a runtime
+    count, at most a vector's lanes. Only those lanes are loaded
     and stored (``llvm.masked.load`` / ``store``), so nothing past them is read or
     written; they are computed as in a full vector, so each gives the same bits.
     """
 
-    def __init__(self, context, builder, dtype, ncols):
+    def __init__(self, context, builder, dtype, ncols, lanes=None):
         super().__init__(context, builder, dtype)
-        self.vecty = ir.VectorType(self.fty, self.unit)
-        iota = ir.Constant(ir.VectorType(self.intp, self.unit), list(range(self.unit)))
+        lanes = lanes or self.unit  # a 32-byte vector unless told
+        self.vecty = ir.VectorType(self.fty, lanes)
+        iota = ir.Constant(ir.VectorType(self.intp, lanes), list(range(lanes)))
         self.mask = builder.icmp_unsigned("<", iota, _splat(builder, ncols, iota.type))
 
     def run(self, n_units):
@@ -666,6 +668,184 @@ def _fma_rows_few(typingctx, dst, d0, src, s0, at, e0, e1, ncols):
         return context.get_dummy_value()
 
     return types.none(dst, d0, src, s0, at, e0, e1, ncols), codegen
+
+
+class _Lanes:
+    """An LLVM vector of floats with Python's arithmetic operators (``rowwise``).
+
+    ``+ - * /``, unary ``-`` and ``abs`` emit one IEEE operation each, rounded once
+    (no fast-math flags: nothing is contracted into an fma or reassociated), so a body
+    written for NumPy arrays gives the same bits lane by lane. A Python number operand
+    becomes a vector constant of the same float type. ``>`` and ``>=`` give a vector of
+    booleans, for ``where``.
+    """
+
+    __slots__ = ("builder", "value")
+
+    def __init__(self, builder, value):
+        self.builder, self.value = builder, value
+
+    def _of(self, x):
+        if isinstance(x, _Lanes):
+            return x.value
+        vecty = self.value.type
+        return ir.Constant(vecty, [ir.Constant(vecty.element, float(x))] * vecty.count)
+
+    def _op(self, name, a, b):
+        return _Lanes(self.builder, getattr(self.builder, name)(self._of(a), self._of(b)))
+
+    def __add__(self, x):
+        return self._op("fadd", self, x)
+
+    def __radd__(self, x):
+        return self._op("fadd", x, self)
+
+    def __sub__(self, x):
+        return self._op("fsub", self, x)
+
+    def __rsub__(self, x):
+        return self._op("fsub", x, self)
+
+    def __mul__(self, x):
+        return self._op("fmul", self, x)
+
+    def __rmul__(self, x):
+        return self._op("fmul", x, self)
+
+    def __truediv__(self, x):
+        return self._op("fdiv", self, x)
+
+    def __rtruediv__(self, x):
+        return self._op("fdiv", x, self)
+
+    def __neg__(self):
+        return _Lanes(self.builder, self.builder.fneg(self.value))
+
+    def __abs__(self):
+        vecty = self.value.type
+        bits = "f64" if isinstance(vecty.element, ir.DoubleType) else "f32"
+        fabs = cgutils.get_or_insert_function(self.builder.module, ir.FunctionType(vecty, [vecty]),
+                                              f"llvm.fabs.v{vecty.count}{bits}")
+        return _Lanes(self.builder, self.builder.call(fabs, [self.value]))
+
+    def __gt__(self, x):  # ordered: false for NaN, as NumPy's
+        return _Lanes(self.builder, self.builder.fcmp_ordered(">", self.value, self._of(x)))
+
+    def __ge__(self, x):
+        return _Lanes(self.builder, self.builder.fcmp_ordered(">=", self.value, self._of(x)))
+
+
+def where(cond, a, b):
+    """Return ``a`` where ``cond`` holds, else ``b``, lane by lane (a ``rowwise`` body).
+
+    ``a`` and ``b`` are rows or scalars of the body (not Python numbers: NumPy would
+    widen those to float64).
+    """
+    if isinstance(cond, _Lanes):
+        return _Lanes(cond.builder, cond.builder.select(cond.value, a.value, b.value))
+    return np.where(cond, a, b)
+
+
+def _rowwise(body, n_out, n_flags=0):
+    """Return the Python twin and the intrinsic of an elementwise step over rows.
+
+    ``f(n, arrays, starts, scalars)``: ``arrays`` a tuple of C-contiguous arrays of one
+    float dtype, ``starts`` a tuple of as many flat indices, ``scalars`` a tuple of
+    numbers (cast to that dtype). For each column l < n, ``body`` receives the entries
+    ``arrays[k].flat[starts[k] + l]`` and the scalars, in that order, and returns
+    ``n_out`` values, written to the first ``n_out`` rows (which are read as inputs too:
+    ``acc + x`` updates a row in place), then ``n_flags`` values that are tested: ``f``
+    returns an int64 whose bit k is set when flag k is inf or NaN in some column (0
+    when every one is finite). Every input of a column is read before its outputs are
+    written; a row that is written must be disjoint from every other row passed with
+    it, or the same row. ``body`` uses arithmetic operators, ``abs``, ``>``, ``>=`` and
+    ``where`` only, so that the same Python function runs on NumPy rows (the twin, each
+    operation rounded once) and on LLVM vectors (``_Lanes``): the same bits.
+
+    The intrinsic runs ``VECTOR_BYTES`` of columns at a time and the last columns as one
+    masked vector (nothing past column n is read or written, and those lanes are not
+    tested). One pass over the columns in place of a loop per expression: Numba
+    compiles such a loop with checks of overlap between its rows and its setup per row,
+    and a loop over all of them at once does not vectorise at all.
+    """
+
+    def python_twin(n, arrays, starts, scalars):
+        rows = [a.reshape(-1)[s:s + n] for a, s in zip(arrays, starts, strict=True)]
+        dt = arrays[0].dtype.type
+        res = body(*rows, *(dt(c) for c in scalars))
+        out = [np.asarray(v, dtype=arrays[0].dtype) for v in res[:n_out]]
+        bad = 0
+        for k, v in enumerate(res[n_out:]):
+            bad |= int(not np.all(np.isfinite(v))) << k
+        for row, v in zip(rows[:n_out], out, strict=True):
+            row[...] = v
+        return bad
+
+    @intrinsic
+    def vector(typingctx, n, arrays, starts, scalars):
+        if not (isinstance(n, types.Integer) and isinstance(arrays, types.BaseTuple)
+                and isinstance(starts, types.BaseTuple) and isinstance(scalars, types.BaseTuple)
+                and len(arrays) == len(starts) >= n_out
+                and all(_is_float_c_array(a) and a.dtype == arrays[0].dtype for a in arrays)
+                and all(isinstance(s, types.Integer) for s in starts)
+                and all(isinstance(c, (types.Integer, types.Float)) for c in scalars)):
+            return None
+        dtype = arrays[0].dtype
+
+        def codegen(context, builder, sig, args):
+            arys = [context.make_array(t)(context, builder, v) for t, v in
+                    zip(sig.args[1], cgutils.unpack_tuple(builder, args[1]), strict=True)]
+            at = [context.cast(builder, v, t, types.intp) for t, v in
+                  zip(sig.args[2], cgutils.unpack_tuple(builder, args[2]), strict=True)]
+            consts = [context.cast(builder, v, t, dtype) for t, v in
+                      zip(sig.args[3], cgutils.unpack_tuple(builder, args[3]), strict=True)]
+            n_ = context.cast(builder, args[0], sig.args[0], types.intp)
+            vec = _Vectors(context, builder, dtype)
+            lanes = VECTOR_BYTES // vec.align
+            vecty = ir.VectorType(vec.fty, lanes)
+            booly = ir.VectorType(ir.IntType(1), lanes)
+            flags = [cgutils.alloca_once_value(builder, ir.Constant(booly, None))
+                     for _ in range(n_flags)]
+
+            def step(v, off, mask=None):
+                ins = [_Lanes(builder, v.load(a.data, builder.add(s, off), vecty))
+                       for a, s in zip(arys, at, strict=True)]
+                res = body(*ins, *(_Lanes(builder, v.splat(c, vecty)) for c in consts))
+                for a, s, x in zip(arys[:n_out], at[:n_out], res[:n_out], strict=True):
+                    v._store_at(x.value, v._pointer(a.data, builder.add(s, off), vecty))
+                for slot, x in zip(flags, res[n_out:], strict=True):
+                    bad = _ir_nonfinite(builder, vecty, x.value)
+                    if mask is not None:
+                        bad = builder.and_(bad, mask)
+                    builder.store(builder.or_(builder.load(slot), bad), slot)
+
+            n_full = builder.sdiv(n_, vec.const(lanes))
+            with cgutils.for_range(builder, n_full) as loop:
+                step(vec, builder.mul(loop.index, vec.const(lanes)))
+            done = builder.mul(n_full, vec.const(lanes))
+            rest = builder.sub(n_, done)
+            with builder.if_then(builder.icmp_signed(">", rest, vec.const(0))):
+                masked = _MaskedVectors(context, builder, dtype, rest, lanes)
+                step(masked, done, masked.mask)
+            i64 = ir.IntType(64)
+            bits = ir.Constant(i64, 0)
+            for k, slot in enumerate(flags):
+                any_bad = builder.icmp_unsigned(
+                    "!=", builder.bitcast(builder.load(slot), ir.IntType(lanes)),
+                    ir.Constant(ir.IntType(lanes), 0))
+                bits = builder.or_(bits, builder.shl(builder.zext(any_bad, i64),
+                                                     ir.Constant(i64, k)))
+            return bits
+
+        return types.int64(n, arrays, starts, scalars), codegen
+
+    return python_twin, vector
+
+
+def rowwise(body, n_out, n_flags=0):
+    """``_rowwise``'s intrinsic, or its Python twin under ``NUMBA_DISABLE_JIT=1``."""
+    twin, vector = _rowwise(body, n_out, n_flags)
+    return twin if numba.config.DISABLE_JIT else vector
 
 
 def _py_prefetch(x, start):

@@ -50,7 +50,7 @@ readout (B3)-(B5) runs first, over all states (it depends on the logits only); t
 descending sweep over the states does the hidden layer (B8)-(B11), and for state t
 collects the adjoint its spikes see from both
 targets, ``g_spk = [g_i[t + d] | g_i_out[t + r]]``, and uses it twice: (B6)+(B11)
-``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quad``: four samples share each
+``g_s[t] += w_spk g_spk`` (a dense product, ``_matvec_quads``: four samples share each
 load of the weights, and each tile of sums stays in registers, one fused multiply-add
 per term) and (B13) ``dL/dw_spk[j] += s[t, j] g_spk`` for the spiking j. For (B13)
 ``g_spk`` is kept for the states of the segment, and every few states (up to
@@ -119,7 +119,9 @@ from ._intrinsics import (
     nonzero_mask32,
     popcount,
     prefetch,
+    rowwise,
     store_set_bits,
+    where,
 )
 from ._numba import jit, jit_noinline, like, pjit, prange
 from .surrogates import SURROGATE_CODES, smooth_spike_scalar, surrogate_scalar
@@ -140,7 +142,7 @@ RED_MAX, RED_MEAN, RED_LAST, RED_COUNT = range(4)
 SURR_FAST_SIGMOID = SURROGATE_CODES["fast_sigmoid"]
 
 #: samples per backward task. Fixed (not the thread count), so the order of every sum
-#: is fixed; a multiple of 4 for ``_matvec_quad``, a power of two for the bit masks of
+#: is fixed; a multiple of 4 for ``_matvec_quads``, a power of two for the bit masks of
 #: ``_spike_weight_grad``.
 GROUP = 8
 GROUP_SHIFT = 3  # GROUP == 2**GROUP_SHIFT
@@ -522,6 +524,19 @@ def _spike_list(s, b, k, lst):
 
 
 # ============================================================================ forward
+def _spike_counts_body(s, c0, c1, v, th, one, zero, u0, u1):
+    """Eq. (1) with the test ``v - threshold > 0``, and the spike counts: a ``rowwise`` body.
+
+    ``u0`` and ``u1`` are 1 when the state's spikes are counted in ``counts[b, 0]``
+    and ``counts[b, 1]``, else 0 (a count is at least 0: adding 0 leaves its bits).
+    """
+    s = where(v - th > 0, one, zero)
+    return s, c0 + s * u0, c1 + s * u1
+
+
+_spike_counts = rowwise(_spike_counts_body, 3)
+
+
 @jit_noinline
 def _deliver_spikes(b0, b1, k, sk, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc, binary):
     """Send the spikes of state k (in ``s[b, sk]``) of samples b0 .. b1-1 to both targets.
@@ -626,18 +641,20 @@ def _forward_group(b0, b1, x, masks, general, ev_ptr, ev_idx, ev_val, w_in, w_ch
                 for n in range(N):
                     ckpt[b, t // seg, n] = v[b, vt, n]
             # Eq. (1), the mode tested once per row so that the loop vectorises
-            if mode == SPIKE_GT:
-                for n in range(N):
-                    s[b, st, n] = 1.0 if v[b, vt, n] - th[n] > 0 else 0.0
+            if mode == SPIKE_GT:  # the paper's: one pass with the counts
+                _spike_counts(N, (s, counts, counts, v, hid),
+                              ((b * S1 + st) * N, b * 2 * N, (b * 2 + 1) * N,
+                               (b * V + vt) * N, H_THRESHOLD * N),
+                              (1.0, 0.0, 1.0 if t < K else 0.0, 1.0 if w_lo <= t <= w_hi else 0.0))
             else:
                 for n in range(N):
                     s[b, st, n] = _spike(v[b, vt, n] - th[n], mode, scale)
-            if t < K:
-                for n in range(N):
-                    counts[b, 0, n] += s[b, st, n]
-            if w_lo <= t <= w_hi:
-                for n in range(N):
-                    counts[b, 1, n] += s[b, st, n]
+                if t < K:
+                    for n in range(N):
+                        counts[b, 0, n] += s[b, st, n]
+                if w_lo <= t <= w_hi:
+                    for n in range(N):
+                        counts[b, 1, n] += s[b, st, n]
             n_spk[b] = _spike_list(s, b, st, lst)
         _deliver_spikes(b0, b1, t, st, s, lst, n_spk, w_ch, d, r_delay, i, i_out, acc,
                         mode != SPIKE_SIGMOID)
@@ -699,6 +716,29 @@ def _input_grad_runs_rest(g_w_in, d0, g_i, order, k0, k1, n0, N):
         fma_rows_few(g_w_in, d0 + n0, g_i, n0, order, k0, k1, N - n0)
 
 
+def _update_body(new):
+    """Eq. (2)'s sum into i[t + 1] and Eq. (3)-(6), the paper's reset: a ``rowwise`` body.
+
+    Inputs: i[t + 1] (holding the parked spike term), v[t + 1], the sum of the leak and
+    the input events (``acc``), v[t], s[t], i[t], then the per-neuron ``v_rest``,
+    ``decay_mem``, g(decay_mem), ``threshold``, ``v_reset``. Returns i[t + 1] and
+    v[t + 1], then both again to be tested for overflow: the expressions of
+    ``_hidden_update`` and ``_membrane``.
+    """
+
+    def body(i1, v1, acc, v, s, i_t, rest, decay, g, th, v_reset):
+        i1 = acc + i1
+        drive = i1 if new else i_t  # the current of Eq. (3)
+        v1 = decay * (v - rest) + rest + g * drive - s * (th - v_reset)
+        return i1, v1, i1, v1
+
+    return body
+
+
+_update_prev = rowwise(_update_body(False), 2, 2)
+_update_new = rowwise(_update_body(True), 2, 2)
+
+
 @jit_noinline
 def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset, new, i, v, s,
                    acc, bad):
@@ -736,6 +776,15 @@ def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset,
                 _input_runs_rest(acc, b * A, w_in, ev_idx, None, e0, e1, n_full, N)
             else:
                 _input_runs_rest(acc, b * A, w_in, ev_idx, ev_val, e0, e1, n_full, N)
+        if reset == RESET_SUB:  # the paper's reset: one pass, overflow tested in it
+            rows = (i, v, acc, v, s, i, hid, hid, hid, hid, hid)
+            at = ((b * (K + 1) + t + 1) * N, (b * V + vt1) * N, b * A, (b * V + vt) * N,
+                  (b * s.shape[1] + st) * N, (b * (K + 1) + t) * N, H_V_REST * N,
+                  H_DECAY_MEM * N, H_G * N, H_THRESHOLD * N, H_V_RESET * N)
+            bits = _update_new(N, rows, at, ()) if new else _update_prev(N, rows, at, ())
+            bad[b, BAD_I] += bits & 1
+            bad[b, BAD_V] += bits >> 1
+            continue
         # whether a state overflowed (``v - v != 0`` holds for inf and NaN only): a flag,
         # not a count, so that the loop runs on whole vectors of floats (an int64 count
         # took 4 lanes of floats per vector)
@@ -745,15 +794,9 @@ def _hidden_update(b0, b1, t, general, ev_ptr, ev_idx, ev_val, w_in, hid, reset,
             bad_i |= i[b, t + 1, n] - i[b, t + 1, n] != 0
         # Eq. (3)-(6)
         bad_v = False
-        if reset == RESET_SUB:
-            for n in range(N):
-                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n,
-                                         RESET_SUB)
-                bad_v |= v[b, vt1, n] - v[b, vt1, n] != 0
-        else:
-            for n in range(N):
-                v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n, reset)
-                bad_v |= v[b, vt1, n] - v[b, vt1, n] != 0
+        for n in range(N):
+            v[b, vt1, n] = _membrane(v[b, vt, n], s[b, st, n], i[b, td, n], hid, n, reset)
+            bad_v |= v[b, vt1, n] - v[b, vt1, n] != 0
         bad[b, BAD_I] += bad_i
         bad[b, BAD_V] += bad_v
 
@@ -947,6 +990,45 @@ def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo,
                     g_vo[b, c] += g_logits[b, c] * inv_w
 
 
+def _hidden_adjoint_body(new, detach_th):
+    """(B8)-(B11) of the paper's reset (subtracted, detached) for one neuron: a ``rowwise`` body.
+
+    Inputs: the ring rows of g_i[t] (``ring0``, receives its first terms here) and of
+    g_i[t + 1] (``ring1``), the rows 0, 1, 2, 3, 4 of ``g_hid``, then ``g_v``, then
+    ``gv1`` (the adjoint of v[t + 1]), v[t], s[t], i[t], the current of Eq. (3) and the
+    per-neuron ``v_rest``, g'(decay_mem), ``1 - decay_mem``, ``decay_mem``,
+    g(decay_mem), ``decay_syn``. Returns the first eight, updated: each expression is
+    the one the loops of ``_hidden_step`` compute, in their order. With a "new"
+    current (``new``), the input-scale term goes to g_i[t + 1] before the leak reads it.
+    """
+
+    def body(ring0, ring1, gh0, gh1, gh2, gh3, gh4, g_v, gv1, v, s, i_t, i_d, rest, dg, leak,
+             decay, g, decay_syn):
+        gh1 = gh1 + gv1 * ((v - rest) + dg * i_d)  # (B9): Eq. (5) backwards
+        gh4 = gh4 + gv1 * leak
+        if new:
+            ring1 = ring1 + g * gv1
+        gh3 = gh3 + s * gv1
+        if not detach_th:
+            gh2 = gh2 - s * gv1
+        g_v = decay * gv1  # (B10): Eq. (4) backwards
+        gh0 = gh0 + ring1 * i_t  # (B11): Eq. (2) backwards, leak
+        if new:
+            ring0 = 0.0 + decay_syn * ring1
+        else:  # the input-scale term, then the leak
+            ring0 = (0.0 + g * gv1) + decay_syn * ring1
+        return ring0, ring1, gh0, gh1, gh2, gh3, gh4, g_v
+
+    return body
+
+
+# ``_hidden_adjoint_body`` as intrinsics, by (current of Eq. (3), threshold detached)
+_hidden_adjoint_prev_live = rowwise(_hidden_adjoint_body(False, False), 8)
+_hidden_adjoint_prev = rowwise(_hidden_adjoint_body(False, True), 8)
+_hidden_adjoint_new_live = rowwise(_hidden_adjoint_body(True, False), 8)
+_hidden_adjoint_new = rowwise(_hidden_adjoint_body(True, True), 8)
+
+
 @jit_noinline
 def _hidden_step(b0, b1, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_next, g_s,
                  g_hid):
@@ -968,30 +1050,30 @@ def _hidden_step(b0, b1, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_nex
     r0 = t % R
     td = t + 1 if new else t  # the current that drove v[t+1], Eq. (3)
     rd = r1 if new else r0
+    if reset == RESET_SUB and detach_r:  # the paper's case: one pass per sample
+        # seg_v is (., S, N), seg_s (S, B, N)
+        S, B, K1 = seg_v.shape[1], seg_s.shape[1], i.shape[1]
+        for b in range(b0, b1):
+            rows = (ring_i, ring_i, g_hid, g_hid, g_hid, g_hid, g_hid, g_v, g_v_next, seg_v,
+                    seg_s, i, i, hid, hid, hid, hid, hid, hid)
+            at = ((b * R + r0) * N, (b * R + r1) * N, b * 5 * N, (b * 5 + 1) * N,
+                  (b * 5 + 2) * N, (b * 5 + 3) * N, (b * 5 + 4) * N, b * N, b * N,
+                  (b * S + q) * N, (q * B + b) * N, (b * K1 + t) * N, (b * K1 + td) * N,
+                  H_V_REST * N, H_DG * N, H_LEAK * N, H_DECAY_MEM * N, H_G * N,
+                  H_DECAY_SYN * N)
+            if new:
+                if detach_th:
+                    _hidden_adjoint_new(N, rows, at, ())
+                else:
+                    _hidden_adjoint_new_live(N, rows, at, ())
+            elif detach_th:
+                _hidden_adjoint_prev(N, rows, at, ())
+            else:
+                _hidden_adjoint_prev_live(N, rows, at, ())
+        return
     for b in range(b0, b1):
         for n in range(N):  # g_i[t] receives its first term in this step
             ring_i[b, r0, n] = 0
-        if reset == RESET_SUB and detach_r:  # the paper's case, as short loops that vectorise
-            # (B8): g_cand = the adjoint of v[t+1]; (B9): Eq. (5) backwards
-            for n in range(N):
-                g_hid[b, 1, n] += g_v_next[b, n] * (seg_v[b, q, n] - hid[H_V_REST, n]
-                                                     + hid[H_DG, n] * i[b, td, n])
-            for n in range(N):
-                g_hid[b, 4, n] += g_v_next[b, n] * hid[H_LEAK, n]
-            for n in range(N):
-                ring_i[b, rd, n] += hid[H_G, n] * g_v_next[b, n]
-            for n in range(N):
-                g_hid[b, 3, n] += seg_s[q, b, n] * g_v_next[b, n]
-            if not detach_th:
-                for n in range(N):
-                    g_hid[b, 2, n] -= seg_s[q, b, n] * g_v_next[b, n]
-            for n in range(N):  # (B10): Eq. (4) backwards
-                g_v[b, n] = hid[H_DECAY_MEM, n] * g_v_next[b, n]
-            for n in range(N):  # (B11): Eq. (2) backwards, leak
-                g_hid[b, 0, n] += ring_i[b, r1, n] * i[b, t, n]
-            for n in range(N):
-                ring_i[b, r0, n] += hid[H_DECAY_SYN, n] * ring_i[b, r1, n]
-            continue
         for n in range(N):
             gv1 = g_v_next[b, n]  # adjoint of v[t+1], complete
             r = seg_s[q, b, n]
@@ -1046,35 +1128,42 @@ def _hidden_step(b0, b1, t, q, hid, flags, i, seg_v, seg_s, ring_i, g_v, g_v_nex
 
 
 @jit_noinline
-def _matvec_quad(w_t, w_p, x, b, y):
-    """``y[b + a, j] += sum_m w_t[m, j] * x[b + a, m]`` for the four samples a = 0..3.
+def _matvec_quads(w_t, w_p, x, b0, b1, y):
+    """``y[b, j] += sum_m w_t[m, j] * x[b, m]`` for the samples b = b0 .. b1-1.
 
-    Each entry is one chain of fused multiply-adds, ``y = fma(w_t[m, j], x[b + a, m],
-    y)`` for m ascending: the order of ``_matvec_one``, so a sample gets the same bits
-    in a quad or alone. The columns in the panels ``w_p`` (``panels(w_t)``) run as
-    tiles whose 4 x 2 vectors of sums stay in registers over the whole sum
-    (``fma_tile4``). The last panel, padded with zero columns, runs as a tile too when
-    ``y`` has room for its columns (BPTT's ``g_s`` has): its columns past J are
-    computed and never read. Else the columns past the whole panels run one entry at a
-    time.
+    Each entry is one chain of fused multiply-adds, ``y = fma(w_t[m, j], x[b, m], y)``
+    for m ascending: the order of ``_matvec_one``, so a sample gets the same bits in a
+    quad or alone. The samples run four at a time, and the columns in the panels ``w_p``
+    (``panels(w_t)``) as tiles whose 4 x 2 vectors of sums stay in registers over the
+    whole sum (``fma_tile4``); panel by panel, each panel for every quad in turn, so
+    that a panel (19 KiB for 128 neurons) is read from the first-level cache after the
+    first quad, where the whole of ``w_p`` is not (76 KiB). The last panel, padded with
+    zero columns, runs as a tile too when ``y`` has room for its columns (BPTT's
+    ``g_s`` has): its columns past J are computed and never read. Else the columns
+    past the whole panels run one entry at a time. The samples past the last quad run
+    alone (``_matvec_one``).
     """
     M, J = w_t.shape
     P, _, L = w_p.shape
     if P * L > y.shape[1]:
         P = J // L
+    b_end = b0 + (b1 - b0) // 4 * 4  # the samples of whole quads
     for p in range(P):
-        fma_tile4(w_p, x, y, b, p)
-    for j in range(P * L, J):
-        for a in range(4):
-            acc = y[b + a, j]
+        for b in range(b0, b_end, 4):
+            fma_tile4(w_p, x, y, b, p)
+    for b in range(b0, b_end):
+        for j in range(P * L, J):
+            acc = y[b, j]
             for m in range(M):
-                acc = fma(w_t[m, j], x[b + a, m], acc)
-            y[b + a, j] = acc
+                acc = fma(w_t[m, j], x[b, m], acc)
+            y[b, j] = acc
+    for b in range(b_end, b1):
+        _matvec_one(w_t, x, b, y)
 
 
 @jit_noinline
 def _matvec_one(w_t, x, b, y):
-    """``_matvec_quad`` for the single sample b, in the same order."""
+    """``_matvec_quads`` for the single sample b, in the same order."""
     M, J = w_t.shape
     for m in range(M):
         xm = x[b, m]
@@ -1197,6 +1286,19 @@ def _spike_weight_grad(grp, b0, b1, t_lo, t_hi, t0, K, d, r_delay, seg_s, g_seg,
                          bits[grp, j], row0, GROUP_SHIFT, B, seg_s, j, N, SPIKE_GRAD_VECTORS)
 
 
+def _fast_sigmoid_body(g_v_next, g_th, g_v, g_s, v, th, scale):
+    """(B7) with the fast-sigmoid surrogate for one neuron: a ``rowwise`` body.
+
+    The expressions of ``surrogate_scalar`` (code 0) and of ``_surrogate_step``.
+    """
+    d = scale * abs(v - th) + 1.0
+    dsur = 1.0 / (d * d)
+    return g_v + dsur * g_s, g_th - dsur * g_s
+
+
+_fast_sigmoid_step = rowwise(_fast_sigmoid_body, 2)
+
+
 @jit_noinline
 def _surrogate_step(b0, b1, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_hid):
     """(B7) for the samples b0 .. b1-1: the adjoint of v[t] (state t in row q of ``seg_v``).
@@ -1206,18 +1308,18 @@ def _surrogate_step(b0, b1, q, hid, flags, scale, seg_v, g_v, g_s, g_v_next, g_h
     """
     N = seg_v.shape[2]
     surr = flags[F_SURR]
+    if surr == SURR_FAST_SIGMOID:  # the paper's surrogate: one pass per sample
+        S = seg_v.shape[1]
+        for b in range(b0, b1):
+            _fast_sigmoid_step(N, (g_v_next, g_hid, g_v, g_s, seg_v, hid),
+                               (b * N, (b * 5 + 2) * N, b * N, b * g_s.shape[1],
+                                (b * S + q) * N, H_THRESHOLD * N), (scale,))
+        return
     for b in range(b0, b1):
-        if surr == SURR_FAST_SIGMOID:  # the surrogate known here: the loop vectorises
-            for n in range(N):
-                dsur = surrogate_scalar(SURR_FAST_SIGMOID, seg_v[b, q, n] - hid[H_THRESHOLD, n],
-                                        scale)
-                g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
-                g_hid[b, 2, n] -= dsur * g_s[b, n]
-        else:
-            for n in range(N):
-                dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
-                g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
-                g_hid[b, 2, n] -= dsur * g_s[b, n]
+        for n in range(N):
+            dsur = surrogate_scalar(surr, seg_v[b, q, n] - hid[H_THRESHOLD, n], scale)
+            g_v_next[b, n] = g_v[b, n] + dsur * g_s[b, n]
+            g_hid[b, 2, n] -= dsur * g_s[b, n]
 
 
 @jit_noinline
@@ -1299,13 +1401,7 @@ def _backward_group(grp, b0, b1, w_spk_t, w_spk_p, hid, out, flags, scale, seg, 
                     g_q[b, np.uintp(N + cc)] = 0
         if rec or ro_ok:
             # (B6) + (B11): g_s[t] += w_spk g_spk, four samples at a time
-            b = b0
-            while b + 4 <= b1:
-                _matvec_quad(w_spk_t, w_spk_p, g_q, b, g_s)
-                b += 4
-            while b < b1:
-                _matvec_one(w_spk_t, g_q, b, g_s)
-                b += 1
+            _matvec_quads(w_spk_t, w_spk_p, g_q, b0, b1, g_s)
         if q % n_grad == 0:  # (B13) for the states t .. of the segment, done
             t_hi = min(t + n_grad, (c + 1) * seg, K + 1)
             _spike_weight_grad(grp, b0, b1, t, t_hi, c * seg, K, d, r_delay, seg_s, g_spk,

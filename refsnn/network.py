@@ -427,7 +427,7 @@ def loss_grad_and_logits(params: Params, x: np.ndarray, labels, conventions=None
     task = kn.task_size(B)
     n_tasks = -(-B // task)
     _, grad_cols = kn.spike_grad_columns(N + C, dt.itemsize)  # (B13)'s padded rows
-    # g_s has the columns of the adjoint product's last, padded panel (``_matvec_quad``)
+    # g_s has the columns of the adjoint product's last, padded panel (``_matvec_quads``)
     n_pad = st["w_spk_p"].shape[0] * st["w_spk_p"].shape[2]
     # the returned gradients apart from the work arrays, which are not kept
     g_w_in, g_w_rec, g_w_out, g_hid_sum, g_out_sum = kn.carve(

@@ -3,7 +3,7 @@
 ``fma`` must round once (not twice, as ``a * b + c`` does), in the compiled kernels and
 in its exact Python twin (the code that runs under ``NUMBA_DISABLE_JIT=1``), and
 ``fma_tile4`` must give, bit for bit, the chain of ``fma`` that defines each entry of
-``refsnn.kernels._matvec_quad``: that is what makes a sample's adjoint the same in a
+``refsnn.kernels._matvec_quads``: that is what makes a sample's adjoint the same in a
 quad of samples or alone, whatever the tile width.
 """
 
@@ -124,15 +124,17 @@ def test_fma_tile_is_the_chain_of_fma_entry_by_entry(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("J", [5, 16, 37, 128])
 def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
+    # samples 1..10: two quads (panel by panel, each panel for both quads), then two
+    # samples alone; every sample must get the bits it gets alone
     rng = np.random.default_rng(J)
     M = J + 7
     w_t = rng.standard_normal((M, J)).astype(dtype)
-    x = rng.standard_normal((5, M)).astype(dtype)
+    x = rng.standard_normal((11, M)).astype(dtype)
     x[:, :2] = 0  # rows of w_t that no sample of the quad uses
-    y0 = rng.standard_normal((5, J)).astype(dtype)
+    y0 = rng.standard_normal((11, J)).astype(dtype)
     quad = y0.copy()
-    kn._matvec_quad(w_t, kn.panels(w_t), x, 1, quad)  # samples 1..4
-    for b in range(1, 5):
+    kn._matvec_quads(w_t, kn.panels(w_t), x, 1, 11, quad)
+    for b in range(1, 11):
         alone = y0.copy()
         kn._matvec_one(w_t, x, b, alone)
         assert _same_bits(quad[b], alone[b])
@@ -142,9 +144,9 @@ def test_adjoint_product_of_a_quad_equals_each_sample_alone(dtype, J):
     # with room in y for the padded last panel's columns (as BPTT's g_s has), that panel
     # runs as a tile too: the same bits in the first J columns
     L = kn.PANEL_BYTES // np.dtype(dtype).itemsize
-    wide = np.zeros((5, -(-J // L) * L), dtype)
+    wide = np.zeros((11, -(-J // L) * L), dtype)
     wide[:, :J] = y0
-    kn._matvec_quad(w_t, kn.panels(w_t), x, 1, wide)
+    kn._matvec_quads(w_t, kn.panels(w_t), x, 1, 11, wide)
     assert _same_bits(wide[:, :J], quad) and not wide[:, J:].any()
     want = y0[1:] + x[1:] @ w_t  # the product itself, to float rounding
     tol = 50 * np.finfo(dtype).eps * (np.abs(y0[1:]) + np.abs(x[1:]) @ np.abs(w_t))
