@@ -716,6 +716,30 @@ def _input_grad_runs_rest(g_w_in, d0, g_i, order, k0, k1, n0, N):
         fma_rows_few(g_w_in, d0 + n0, g_i, n0, order, k0, k1, N - n0)
 
 
+def _membrane_sub(v, s, drive, rest, decay, g, th, v_reset):
+    """Eq. (4)-(6) with the paper's reset, in ``rowwise`` bodies: ``_membrane``'s expression."""
+    return decay * (v - rest) + rest + g * drive - s * (th - v_reset)
+
+
+def _recompute_body(v1, s, v, drive, rest, decay, g, th, v_reset, one, zero):
+    """Eq. (1) and (3)-(6) as BPTT recomputes a state: a ``rowwise`` body.
+
+    The paper's spike test ``v - threshold > 0`` and reset: the forward pass's
+    expressions (``_spike_counts_body``, ``_update_body``), so the same bits.
+    """
+    s = where(v - th > 0, one, zero)
+    return _membrane_sub(v, s, drive, rest, decay, g, th, v_reset), s
+
+
+def _spike_body(s, v, th, one, zero):
+    """Eq. (1) with the test ``v - threshold > 0``: a ``rowwise`` body."""
+    return (where(v - th > 0, one, zero),)
+
+
+_recompute_state = rowwise(_recompute_body, 2)
+_spike_state = rowwise(_spike_body, 1)
+
+
 def _update_body(new):
     """Eq. (2)'s sum into i[t + 1] and Eq. (3)-(6), the paper's reset: a ``rowwise`` body.
 
@@ -729,7 +753,7 @@ def _update_body(new):
     def body(i1, v1, acc, v, s, i_t, rest, decay, g, th, v_reset):
         i1 = acc + i1
         drive = i1 if new else i_t  # the current of Eq. (3)
-        v1 = decay * (v - rest) + rest + g * drive - s * (th - v_reset)
+        v1 = _membrane_sub(v, s, drive, rest, decay, g, th, v_reset)
         return i1, v1, i1, v1
 
     return body
@@ -909,6 +933,21 @@ def _recompute_segment(b, c, seg, i, ckpt, hid, flags, scale, seg_v, seg_s, v_ro
     t1 = min(t0 + seg, K + 1)
     for n in range(N):
         seg_v[b, 0, n] = ckpt[b, c, n]
+    if mode == SPIKE_GT and reset == RESET_SUB:  # the paper's: one pass per state
+        S, B = seg_v.shape[1], seg_s.shape[1]
+        for t in range(t0, t1):
+            q = t - t0
+            if t + 1 < t1:
+                td = t + 1 if new else t
+                _recompute_state(
+                    N, (seg_v, seg_s, seg_v, i, hid, hid, hid, hid, hid),
+                    ((b * S + q + 1) * N, (q * B + b) * N, (b * S + q) * N,
+                     (b * (K + 1) + td) * N, H_V_REST * N, H_DECAY_MEM * N, H_G * N,
+                     H_THRESHOLD * N, H_V_RESET * N), (1.0, 0.0))
+            else:
+                _spike_state(N, (seg_s, seg_v, hid), ((q * B + b) * N, (b * S + q) * N,
+                                                       H_THRESHOLD * N), (1.0, 0.0))
+        return
     for t in range(t0, t1):
         q = t - t0
         if mode == SPIKE_GT:
