@@ -54,6 +54,16 @@ faults (its address is computed without a bounds test). The input scan asks for 
 line a few kilobytes ahead of the one it reads, which hides part of the latency of an
 input that is not in the caches (a new batch is not).
 
+``rowwise(body, n_out, n_flags=0)`` makes an elementwise pass over rows from a Python
+function ``body`` of the entries of a column (arithmetic operators, ``abs``, ``>``,
+``>=`` and ``where``): ``f(n, arrays, starts, scalars)`` reads the rows of ``arrays``
+at ``starts`` column by column, ``VECTOR_BYTES`` at a time and the last columns as
+one masked vector, and writes the body's first ``n_out`` results to the first rows
+(``_rowwise`` says how). The body runs on LLVM vectors (``_Lanes``: one IEEE operation
+per operator, nothing contracted into an fma) when the pass is compiled and on NumPy
+rows in the twin: the same bits. The kernels write each elementwise step of the
+paper's conventions so (``refsnn.kernels``, "Elementwise steps").
+
 ``store_set_bits(dst, at, mask, base)`` writes ``base + k`` for each set bit k of the
 low 32 bits of ``mask``, lowest first, to ``dst.flat[at:]`` (an int32 or int64 array)
 and returns their number; nothing else is written. With AVX-512 it is two or four

@@ -197,3 +197,66 @@ def test_forward_pass_and_recomputation_give_the_same_membrane(dtype, current, N
             assert _same_bits(seg_s[:n_states, b], full["s"][b, states])
     counts = full["s"][:, :K].sum(axis=1)
     assert _same_bits(bptt["counts"][:, 0], counts.astype(dtype))
+
+
+def _readout_flags(new, reduction="max", k0=1):
+    flags = np.zeros(kn.F_COUNT, np.int64)
+    flags[kn.F_NEW] = new
+    flags[kn.F_REDUCTION] = kn.REDUCTION_CODES[reduction]
+    flags[kn.F_WIN_START] = k0
+    return flags
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [3, 20, 37])
+@pytest.mark.parametrize("new", [False, True])
+def test_readout_steps_are_their_expressions(dtype, C, new):
+    # forward, Eq. (7)-(8) with the overflow flags; backward, (B3)-(B5): each update as
+    # one pass, against the expressions written out one NumPy operation at a time
+    rng = np.random.default_rng(C)
+    B, K, b = 2, 12, 1
+    out = rng.random((4, C)).astype(dtype)
+    parked = rng.standard_normal((B, K + 1, C)).astype(dtype)
+    i_out, v_out = parked.copy(), np.zeros((B, K + 1, C), dtype)
+    k_max, logits = np.zeros((B, C), np.int64), np.zeros((B, C), dtype)
+    bad = np.ones((B, 4), np.int64)
+    flags = _readout_flags(new)
+    kn._readout_forward(b, out, flags, i_out, v_out, k_max, logits, bad)
+    want_i, want_v = parked[b].copy(), np.zeros((K + 1, C), dtype)
+    for t in range(K):
+        want_i[t + 1] = out[kn.O_DECAY_SYN] * want_i[t] + want_i[t + 1]
+        drive = want_i[t + 1] if new else want_i[t]
+        want_v[t + 1] = out[kn.O_DECAY_MEM] * want_v[t] + out[kn.O_G] * drive
+    assert _same_bits(i_out[b], want_i) and _same_bits(v_out[b], want_v)
+    assert bad[b, kn.BAD_I_OUT] == 0 and bad[b, kn.BAD_V_OUT] == 0
+    assert np.array_equal(k_max[b], 1 + np.argmax(want_v[1:], axis=0))
+    # overflow: of v_out alone (a huge g), then of i_out too
+    for bits in ((0, 1), (1, 1)):
+        big, parked_big = out.copy(), parked.copy()
+        if bits[0]:
+            parked_big[b, 5, 0] = np.inf
+        else:
+            big[kn.O_G] *= np.finfo(dtype).max
+        with np.errstate(over="ignore"):
+            kn._readout_forward(b, big, flags, parked_big, v_out.copy(), k_max, logits, bad)
+        assert (bad[b, kn.BAD_I_OUT], bad[b, kn.BAD_V_OUT]) == bits
+    # backward
+    g_logits = rng.standard_normal((B, C)).astype(dtype)
+    g_out = rng.standard_normal((B, 2, C)).astype(dtype)
+    g_vo = np.zeros((B, C), dtype)
+    g_io = np.zeros((K + 1, B, C), dtype)
+    want_out = g_out[b].copy()
+    kn._readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo, g_io)
+    gio = np.zeros((K + 1, C), dtype)
+    gvo = np.where(k_max[b] == K, g_logits[b], dtype(0))
+    for t in range(K - 1, -1, -1):
+        td = t + 1 if new else t
+        gio[t] = 0
+        want_out[1] += gvo * (want_v[t] + out[kn.O_DG] * want_i[td])
+        gio[td] += out[kn.O_G] * gvo
+        want_out[0] += gio[t + 1] * want_i[t]
+        gio[t] += out[kn.O_DECAY_SYN] * gio[t + 1]
+        gvo = out[kn.O_DECAY_MEM] * gvo
+        if t >= 1:
+            gvo = np.where(k_max[b] == t, gvo + g_logits[b], gvo)
+    assert _same_bits(g_out[b], want_out) and _same_bits(g_io[:, b], gio)
