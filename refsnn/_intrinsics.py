@@ -704,30 +704,6 @@ class _Lanes:
     def _op(self, name, a, b):
         return _Lanes(self.builder, getattr(self.builder, name)(self._of(a), self._of(b)))
 
-    def __add__(self, x):
-        return self._op("fadd", self, x)
-
-    def __radd__(self, x):
-        return self._op("fadd", x, self)
-
-    def __sub__(self, x):
-        return self._op("fsub", self, x)
-
-    def __rsub__(self, x):
-        return self._op("fsub", x, self)
-
-    def __mul__(self, x):
-        return self._op("fmul", self, x)
-
-    def __rmul__(self, x):
-        return self._op("fmul", x, self)
-
-    def __truediv__(self, x):
-        return self._op("fdiv", self, x)
-
-    def __rtruediv__(self, x):
-        return self._op("fdiv", x, self)
-
     def __neg__(self):
         return _Lanes(self.builder, self.builder.fneg(self.value))
 
@@ -743,6 +719,19 @@ class _Lanes:
 
     def __ge__(self, x):
         return _Lanes(self.builder, self.builder.fcmp_ordered(">=", self.value, self._of(x)))
+
+
+def _operator(instruction, reflected):
+    """Return ``_Lanes``' method for a binary operator: ``x op y`` or, reflected, ``y op x``."""
+    if reflected:
+        return lambda self, x: self._op(instruction, x, self)
+    return lambda self, x: self._op(instruction, self, x)
+
+
+for _name, _instruction in (("add", "fadd"), ("sub", "fsub"), ("mul", "fmul"),
+                            ("truediv", "fdiv")):
+    setattr(_Lanes, f"__{_name}__", _operator(_instruction, False))
+    setattr(_Lanes, f"__r{_name}__", _operator(_instruction, True))
 
 
 def where(cond, a, b):
