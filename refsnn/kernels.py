@@ -497,7 +497,9 @@ def _membrane(v, r, drive, hid, n, reset):
     """Eq. (4)-(6) for neuron n: the membrane after an update.
 
     From ``v``, the spike ``r`` and the current ``drive`` of Eq. (3). The forward pass
-    and the recomputation of the backward pass both call this, so they agree bit for bit.
+    and the recomputation of the backward pass both call this, so they agree bit for bit
+    (with the paper's reset, both run the same expression as ``_membrane_sub`` in
+    ``rowwise`` passes instead).
     """
     rest = hid[H_V_REST, n]
     th_minus_reset = hid[H_THRESHOLD, n] - hid[H_V_RESET, n]
