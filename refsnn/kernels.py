@@ -1309,17 +1309,21 @@ def _input_weight_grad(grp, b0, b1, K, ev_ptr, ev_idx, ev_val, g_i, g_w_in, firs
             continue
         # the sample's events by input, updates ascending: ``order`` holds the flat row
         # of g_i[b, t + 1]; after the fill, input m's run ends at ``first[grp, m]``
+        # (indices cast to np.uintp: no test for a negative index; the prefix sum in a
+        # register, not through the array: the sort took a third of (B12) before)
         for m in range(n_in + 1):
             first[grp, m] = 0
         for e in range(e0, e1):
-            first[grp, ev_idx[e] + 1] += 1
-        for m in range(n_in):
-            first[grp, m + 1] += first[grp, m]
+            first[grp, np.uintp(ev_idx[e] + 1)] += 1
+        total = 0
+        for m in range(n_in + 1):
+            total += first[grp, m]
+            first[grp, m] = total
         for t in range(K):
             row = b * (K + 1) + t + 1
             for e in range(ev_ptr[b * K + t], ev_ptr[b * K + t + 1]):
-                m = ev_idx[e]
-                order[grp, first[grp, m]] = row
+                m = np.uintp(ev_idx[e])
+                order[grp, np.uintp(first[grp, m])] = row
                 first[grp, m] += 1
         lo = 0
         for m in range(n_in):
