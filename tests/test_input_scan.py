@@ -114,3 +114,46 @@ def test_prefetch_reads_nothing_changes_nothing_and_never_faults(dtype):
     assert bits._py_prefetch(x, ahead) is None
     # and the compiled code does ask for the lines
     assert any("@llvm.prefetch" in ir for ir in _jit_prefetch_sum.inspect_llvm().values())
+
+
+@pytest.mark.parametrize("mask_type", [np.uint32, np.int64])
+def test_store_few_set_bits_writes_the_set_bits_and_two_spare_slots_at_most(mask_type):
+    # the first count entries are store_set_bits', and nothing is written past
+    # max(count, 2) entries from ``at`` (the two spare stores), for every count of bits
+    rng = np.random.default_rng(3)
+    for count in range(33):
+        mask = 0
+        for k in rng.choice(32, count, replace=False):
+            mask |= 1 << int(k)
+        want = np.full(40, -7, np.int32)
+        n = bits._py_store_set_bits(want, 3, mask, 64)
+        got = np.full(40, -7, np.int32)
+        assert kn.store_few_set_bits(got, 3, mask_type(mask), 64) == n == count
+        assert np.array_equal(got[: 3 + n], want[: 3 + n])
+        assert (got[3 + max(n, 2):] == -7).all()
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 1.0])
+def test_events_of_a_sample_are_its_nonzero_inputs_and_touch_no_other_sample(density):
+    # the forward pass writes each sample's events from its masks (``_fill_events``): by
+    # two spare stores per word while they land among the sample's own later events,
+    # else by compressing stores; the events of the other samples must stay untouched
+    rng = np.random.default_rng(int(density * 100))
+    B, T, n_in = 3, 9, 70
+    x = (rng.random((B, T, n_in)) < density).astype(np.float32)
+    x[1, -2:] = 0  # a sample whose last steps are empty
+    x[2, :, 5] = 1  # ... and one with an event at every step
+    K = T - 1
+    ptr = np.full(B * K + 1, -1, np.int64)
+    masks = np.empty((B, K, 3), np.uint32)
+    general = np.empty(B * K, np.uint8)
+    kn.scan_input(x, K, ptr, masks, general)
+    n_ev = ptr[-1]
+    for b in range(B):
+        ev_idx = np.full(n_ev, -7, np.int32)
+        ev_val = np.zeros(n_ev, np.float32)
+        kn._fill_events(b, x, masks, general, ptr, ev_idx, ev_val)
+        lo, hi = ptr[b * K], ptr[(b + 1) * K]
+        assert np.array_equal(ev_idx[lo:hi], np.nonzero(x[b, :K])[1])
+        assert (ev_idx[:lo] == -7).all() and (ev_idx[hi:] == -7).all()
+        assert (ev_val[lo:hi] == 1).all()
