@@ -34,7 +34,8 @@ time with the run's sums in registers (``add_events``; the values are not read f
 step of spike input; the columns past the whole runs in shorter runs, then the last
 few as one masked vector, so that no width of layer is added one column at a time),
 and Eq. (3)-(6) give the membrane. The lists of input events and of spiking neurons
-are written from bit masks without a branch per bit (``store_set_bits``).
+are written from bit masks without a branch per bit (``store_set_bits``; for the sparse
+input, two plain stores per 32-bit word, ``store_few_set_bits``).
 
 Elementwise steps: with the paper's spike test (``v - threshold > 0``), reset
 (subtracted, detached) and surrogate (fast sigmoid), each elementwise step runs as one
