@@ -371,7 +371,7 @@ class _Vectors:
         vecty = a.type
         fn = cgutils.get_or_insert_function(
             self.builder.module, ir.FunctionType(vecty, [vecty] * 3),
-            _fma_name(self.fty, vecty.count))
+            _llvm_name("fma", self.fty, vecty.count))
         self.builder.store(self.builder.call(fn, [a, b, self.builder.load(slot)]), slot)
 
     def add_row(self, slots, scale, data, start):
@@ -417,7 +417,7 @@ class _MaskedVectors(_Vectors):
         i32, masky = ir.IntType(32), self.mask.type
         args = ([ptrty, i32, masky, vecty] if op == "load" else [vecty, ptrty, i32, masky])
         ret = vecty if op == "load" else ir.VoidType()
-        name = f"llvm.masked.{op}.v{vecty.count}{'f32' if self.align == 4 else 'f64'}.p0"
+        name = _llvm_name(f"masked.{op}", self.fty, vecty.count) + ".p0"
         return cgutils.get_or_insert_function(self.builder.module,
                                               ir.FunctionType(ret, args), name)
 
@@ -431,10 +431,14 @@ class _MaskedVectors(_Vectors):
                           [value, ptr, ir.Constant(ir.IntType(32), self.align), self.mask])
 
 
-def _fma_name(float_type, lanes=0):
-    """Name LLVM's fma for a float (``lanes=0``) or a vector of ``lanes`` floats."""
+def _llvm_name(op, float_type, lanes=0):
+    """Name LLVM's intrinsic ``op`` for a float or a vector of ``lanes`` floats.
+
+    ``op`` is ``fma``, ``fabs``, ``masked.load``, ...; ``float_type`` the LLVM float
+    type; ``lanes=0`` a scalar.
+    """
     bits = "f64" if isinstance(float_type, ir.DoubleType) else "f32"
-    return f"llvm.fma.v{lanes}{bits}" if lanes else f"llvm.fma.{bits}"
+    return f"llvm.{op}.v{lanes}{bits}" if lanes else f"llvm.{op}.{bits}"
 
 
 _FMA_TYPES = (types.float32, types.float64)
@@ -448,7 +452,7 @@ def _fma(typingctx, a, b, c):
     def codegen(context, builder, sig, args):
         t = args[0].type
         f = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t] * 3),
-                                           _fma_name(t))
+                                           _llvm_name("fma", t))
         return builder.call(f, list(args))
 
     return a(a, b, c), codegen
@@ -709,9 +713,8 @@ class _Lanes:
 
     def __abs__(self):
         vecty = self.value.type
-        bits = "f64" if isinstance(vecty.element, ir.DoubleType) else "f32"
         fabs = cgutils.get_or_insert_function(self.builder.module, ir.FunctionType(vecty, [vecty]),
-                                              f"llvm.fabs.v{vecty.count}{bits}")
+                                              _llvm_name("fabs", vecty.element, vecty.count))
         return _Lanes(self.builder, self.builder.call(fabs, [self.value]))
 
     def __gt__(self, x):  # ordered: false for NaN, as NumPy's

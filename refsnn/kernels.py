@@ -581,13 +581,18 @@ def _spike_list(s, b, k, lst):
 
 
 # ============================================================================ forward
+def _spike_gt(v, th, one, zero):
+    """Eq. (1) with the paper's test ``v - threshold > 0``, in ``rowwise`` bodies."""
+    return where(v - th > 0, one, zero)
+
+
 def _spike_counts_body(s, c0, c1, v, th, one, zero, u0, u1):
-    """Eq. (1) with the test ``v - threshold > 0``, and the spike counts: a ``rowwise`` body.
+    """Eq. (1) (``_spike_gt``) and the spike counts: a ``rowwise`` body.
 
     ``u0`` and ``u1`` are 1 when the state's spikes are counted in ``counts[b, 0]``
     and ``counts[b, 1]``, else 0 (a count is at least 0: adding 0 leaves its bits).
     """
-    s = where(v - th > 0, one, zero)
+    s = _spike_gt(v, th, one, zero)
     return s, c0 + s * u0, c1 + s * u1
 
 
@@ -781,16 +786,16 @@ def _membrane_sub(v, s, drive, rest, decay, g, th, v_reset):
 def _recompute_body(v1, s, v, drive, rest, decay, g, th, v_reset, one, zero):
     """Eq. (1) and (3)-(6) as BPTT recomputes a state: a ``rowwise`` body.
 
-    The paper's spike test ``v - threshold > 0`` and reset: the forward pass's
-    expressions (``_spike_counts_body``, ``_update_body``), so the same bits.
+    The paper's spike test and reset: the forward pass's expressions (``_spike_gt``,
+    ``_membrane_sub``), so the same bits.
     """
-    s = where(v - th > 0, one, zero)
+    s = _spike_gt(v, th, one, zero)
     return _membrane_sub(v, s, drive, rest, decay, g, th, v_reset), s
 
 
 def _spike_body(s, v, th, one, zero):
-    """Eq. (1) with the test ``v - threshold > 0``: a ``rowwise`` body."""
-    return (where(v - th > 0, one, zero),)
+    """Eq. (1) (``_spike_gt``) alone, for the last state of a segment: a ``rowwise`` body."""
+    return (_spike_gt(v, th, one, zero),)
 
 
 _recompute_state = rowwise(_recompute_body, 2)
