@@ -1123,7 +1123,7 @@ def _readout_backward(b, out, flags, i_out, v_out, g_logits, k_max, g_out, g_vo,
             _readout_adjoint_new(C, rows, at, ())
         else:
             _readout_adjoint_prev(C, rows, at, ())
-        if t >= k0:  # (B3) at state t: the leak, plus the reduction
+        if t >= k0:  # (B3) at state t: the reduction (the leak is in the pass)
             if red == RED_MAX:
                 for c in range(C):
                     if k_max[b, c] == t:

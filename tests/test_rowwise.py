@@ -6,8 +6,8 @@ the first n columns of its rows, reads every input of a column before writing it
 outputs, and reports a non-finite flag in any of its columns, the masked last vector
 included, but never for the lanes past n. Each kernel step that runs as one pass must
 give, bit for bit, its expressions written out one operation at a time as the equations
-of ``refsnn.kernels`` state them, and the forward pass (one pass per update) and the
-recomputation of BPTT (scalar loops) the same membrane and spikes.
+of ``refsnn.kernels`` state them, and the forward pass and the recomputation of BPTT
+(each a pass per state) the same membrane and spikes.
 """
 
 import numba
@@ -176,8 +176,8 @@ def test_fast_sigmoid_step_is_its_expressions(dtype, N):
 def test_forward_pass_and_recomputation_give_the_same_membrane(dtype, current, N):
     # the forward pass runs Eq. (2)-(6) as one pass per update (``_update_body``) and
     # Eq. (1) with the spike counts as another; BPTT recomputes v and s from the
-    # checkpoints with the scalar expressions of ``_membrane``: they must agree bit for
-    # bit, or BPTT would differentiate another trajectory than the forward pass ran
+    # checkpoints in its own passes (``_recompute_body``): they must agree bit for bit,
+    # or BPTT would differentiate another trajectory than the forward pass ran
     conv = refsnn.Conventions.preset("paper").replace(membrane_current=current)
     rng = np.random.default_rng(N)
     p = refsnn.random_params(20, N, 4, rng).astype(dtype)
