@@ -747,6 +747,7 @@ def _command(args) -> int:
 
 def add_parser(subparsers) -> None:
     """Register ``refsnn bench`` on the ``refsnn`` command's subparsers."""
+    from .cli import _positive_int as _positive
     b = subparsers.add_parser(
         "bench", help="time and memory of forward + backward against PyTorch, snnTorch, Norse")
     b.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
@@ -770,13 +771,6 @@ def add_parser(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     b.set_defaults(func=_command)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def _density(text: str) -> float:

@@ -23,10 +23,14 @@ from .params import PARAM_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2."""
+    """argparse with one-line errors and exit code 2.
+
+    The error names the help of the parser that found it: ``refsnn --help`` for the
+    command line as a whole, ``refsnn bench --help`` for a command's options.
+    """
 
     def error(self, message):  # noqa: D102
-        self.exit(2, f"refsnn: error: {message} (see 'refsnn {self.prog.split()[-1]} --help')\n")
+        self.exit(2, f"refsnn: error: {message} (see '{self.prog} --help')\n")
 
 
 def _exact_fields(conv: Conventions) -> tuple:
@@ -266,12 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_parser as _add_bench
     _add_bench(sub)
     # --- end commands ---
+    parser.commands = sub.choices  # each command's parser, by name (``main``)
     return parser
 
 
 def main(argv=None) -> int:
     """Entry point of the ``refsnn`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's parser, whose help lists its options
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -39,10 +39,13 @@ def test_bench_quick_json(capsys, tmp_path):
     (["--density", "1.5"], "argument --density: must be a number in [0, 1], got 1.5"),
     (["--density", "nan"], "argument --density: must be a number in [0, 1], got nan"),
     (["--density", "x"], "argument --density: must be a number in [0, 1], got x"),
-    (["--threads", "0"], "argument --threads: must be an integer >= 1, got 0"),
+    (["--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+    (["--hidden", "abc"], "argument --hidden: expected a positive integer, got 'abc'"),
+    (["--dtype", "float16"], "unrecognized arguments: --dtype float16"),
 ])
 def test_bench_rejects_bad_options_in_one_line(args, message, capsys):
-    assert message in usage_error(capsys, "bench", "--quick", *args)
+    err = usage_error(capsys, "bench", "--quick", *args)
+    assert message in err and err.rstrip().endswith("(see 'refsnn bench --help')")
 
 
 def test_bench_is_a_command():

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from refsnn.cli import main
+from tests.helpers import usage_error
 
 
 @pytest.mark.parametrize("preset", ["smooth", "paper", "default"])
@@ -33,3 +34,15 @@ def test_bad_argument_exits_2_with_one_line():
     assert proc.returncode == 2
     assert "invalid choice: 'nope'" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.rstrip().endswith("(see 'refsnn gradcheck --help')")
+
+
+@pytest.mark.parametrize("argv, message, help_of", [
+    ([], "the following arguments are required: command", "refsnn"),
+    (["gradcheck", "--nope"], "unrecognized arguments: --nope", "refsnn gradcheck"),
+    (["train", "--epochs", "2", "extra"], "unrecognized arguments: extra", "refsnn train"),
+])
+def test_usage_errors_point_to_the_help_that_lists_the_options(argv, message, help_of, capsys):
+    """An unknown option of a command is reported with that command's help, not the top's."""
+    err = usage_error(capsys, *argv)
+    assert err == f"refsnn: error: {message} (see '{help_of} --help')\n"
