@@ -53,6 +53,7 @@ import numpy as np
 
 import refsnn
 from refsnn import bench, kernels
+from refsnn.cli import _positive_int
 from refsnn.network import _check_x, _segment
 
 
@@ -269,8 +270,8 @@ def _print(r: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=bench._positive, default=2, help="threads (2)")
-    ap.add_argument("--repeats", type=bench._positive, default=7,
+    ap.add_argument("--threads", type=_positive_int, default=2, help="threads (2)")
+    ap.add_argument("--repeats", type=_positive_int, default=7,
                     help="timed calls per part, the least is kept (7)")
     ap.add_argument("--quick", action="store_true", help="the small QUICK case, 2 repeats")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")

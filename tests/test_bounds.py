@@ -57,3 +57,13 @@ def test_quick_case_counts_its_events_and_prices_every_part(bounds, capsys):
     assert bounds.main(["--quick", "--json", "--threads", "1"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["counts"] == c
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "0"], "argument --threads: expected a positive integer, got 0"),
+    (["--repeats", "x"], "argument --repeats: expected a positive integer, got 'x'"),
+])
+def test_bad_options_are_usage_errors(bounds, args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bounds.main(args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
