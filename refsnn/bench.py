@@ -747,7 +747,7 @@ def _command(args) -> int:
 
 def add_parser(subparsers) -> None:
     """Register ``refsnn bench`` on the ``refsnn`` command's subparsers."""
-    from .cli import _positive_int as _positive
+    from .cli import _positive_int
     b = subparsers.add_parser(
         "bench", help="time and memory of forward + backward against PyTorch, snnTorch, Norse")
     b.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
@@ -756,15 +756,15 @@ def add_parser(subparsers) -> None:
                         "a few seconds (for tests)")
     b.add_argument("--out", default=None,
                    help="folder for the plot (default: refsnn_bench in the temp folder)")
-    b.add_argument("--threads", type=_positive, default=2)
-    b.add_argument("--repeats", type=_positive, default=20, help="timed rounds (default 20)")
+    b.add_argument("--threads", type=_positive_int, default=2)
+    b.add_argument("--repeats", type=_positive_int, default=20, help="timed rounds (default 20)")
     b.add_argument("--impl", default=",".join(IMPLEMENTATIONS),
                    help=f"comma-separated, from {', '.join(IMPLEMENTATIONS)}")
-    b.add_argument("--batch", type=_positive, default=TARGET.batch)
-    b.add_argument("--steps", type=_positive, default=TARGET.steps)
-    b.add_argument("--inputs", type=_positive, default=TARGET.n_in)
-    b.add_argument("--hidden", type=_positive, default=TARGET.hidden)
-    b.add_argument("--classes", type=_positive, default=TARGET.classes)
+    b.add_argument("--batch", type=_positive_int, default=TARGET.batch)
+    b.add_argument("--steps", type=_positive_int, default=TARGET.steps)
+    b.add_argument("--inputs", type=_positive_int, default=TARGET.n_in)
+    b.add_argument("--hidden", type=_positive_int, default=TARGET.hidden)
+    b.add_argument("--classes", type=_positive_int, default=TARGET.classes)
     b.add_argument("--density", type=_density, default=TARGET.density,
                    help="fraction of input entries that are 1, in [0, 1] (default 0.02)")
     b.add_argument("--network", choices=("random", "paper"), default="random")

@@ -26,11 +26,28 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit code 2.
 
     The error names the help of the parser that found it: ``refsnn --help`` for the
-    command line as a whole, ``refsnn bench --help`` for a command's options.
+    command line as a whole, ``refsnn bench --help`` for a command's options. An
+    unknown argument after a command is reported by that command's parser (argparse
+    leaves it to the top one), whose help lists the options the user meant.
     """
+
+    _commands = None  # the subparsers action, once ``add_subparsers`` made it
 
     def error(self, message):  # noqa: D102
         self.exit(2, f"refsnn: error: {message} (see '{self.prog} --help')\n")
+
+    def add_subparsers(self, **kwargs):  # noqa: D102
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            owner = self
+            if self._commands is not None:
+                owner = self._commands.choices.get(getattr(namespace, self._commands.dest), self)
+            owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace
 
 
 def _exact_fields(conv: Conventions) -> tuple:
@@ -270,16 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_parser as _add_bench
     _add_bench(sub)
     # --- end commands ---
-    parser.commands = sub.choices  # each command's parser, by name (``main``)
     return parser
 
 
 def main(argv=None) -> int:
     """Entry point of the ``refsnn`` console script."""
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # reported by the command's parser, whose help lists its options
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
